@@ -1,0 +1,129 @@
+"""Writing outputs: atomically, and so that equal content gives equal bytes.
+
+Every writer here fills a temporary file beside the destination and renames it into place
+only when it is complete, so a run that is interrupted or fails leaves the old file or no
+file, never half of one. Formats that would embed the time of writing (zip archives) are
+written with a fixed timestamp, so rebuilding with the same params gives the same bytes and
+DVC sees no change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# The earliest time a zip entry can carry; used for every entry so archives repeat exactly.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o644
+
+
+@contextmanager
+def atomic_file(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `dest`; rename it to `dest` if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the destination's suffix: Keras, numpy and matplotlib choose the format by it.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.chmod(FILE_MODE)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `dest`; it replaces `dest` if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_zip(dest: Path, members: Mapping[str, bytes], *, compress: bool = False) -> None:
+    """Write a zip archive whose bytes depend only on `members` (names in the given order)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_file(dest) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.external_attr = FILE_MODE << 16
+            info.compress_type = method
+            archive.writestr(info, data)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz(dest: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Like np.savez, but reproducible to the byte (np.savez stamps the current time)."""
+    write_zip(dest, {f"{name}.npy": npy_bytes(array) for name, array in arrays.items()})
+
+
+def write_npy(dest: Path, array: np.ndarray) -> None:
+    with atomic_file(dest) as tmp:
+        np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def write_json(dest: Path, data: Any) -> None:
+    with atomic_file(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(dest: Path, text: str) -> None:
+    with atomic_file(dest) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(dest: Path, frame: Any) -> None:
+    """Write a pandas DataFrame with a fixed float format and line ending."""
+    with atomic_file(dest) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f", lineterminator="\n")
+
+
+def rewrite_zip(path: Path, edits: Mapping[str, Callable[[bytes], bytes]]) -> None:
+    """Rewrite an archive in place with fixed timestamps, applying `edits` to named members."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    for name, edit in edits.items():
+        if name in members:
+            members[name] = edit(members[name])
+    write_zip(path, members, compress=True)
+
+
+def write_split(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Save one split (train or test) as x_<split>.npy and y_<split>.npy in `folder`."""
+    write_npy(Path(folder) / f"x_{split}.npy", images)
+    write_npy(Path(folder) / f"y_{split}.npy", labels)
+
+
+def read_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load a split saved by write_split, memory-mapped so only what is used is read."""
+    folder = Path(folder)
+    images = np.load(folder / f"x_{split}.npy", mmap_mode="r", allow_pickle=False)
+    labels = np.load(folder / f"y_{split}.npy", mmap_mode="r", allow_pickle=False)
+    return images, labels

@@ -1,0 +1,45 @@
+"""Prepare: scale the pixels to [0, 1], as the lesson does with `x_train / 255.0`.
+
+Reads:  paths.raw; params prepare.train_size and prepare.test_size.
+Writes: paths.prepared/, holding x_train.npy and x_test.npy (float32, n x 28 x 28, in [0, 1])
+        and y_train.npy and y_test.npy (uint8 digits 0-9).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stages import artifacts, cli, config
+
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels 0-255 -> float32 in [0, 1], as the lesson computes it: in float64, then cast."""
+    return (images / 255.0).astype(np.float32)
+
+
+def prepare(raw: Path, out_dir: Path, *, train_size: int, test_size: int) -> None:
+    with np.load(raw, allow_pickle=False) as mnist:
+        splits = {
+            "train": (mnist["x_train"][:train_size], mnist["y_train"][:train_size]),
+            "test": (mnist["x_test"][:test_size], mnist["y_test"][:test_size]),
+        }
+    with artifacts.atomic_dir(out_dir) as tmp:
+        for split, (images, labels) in splits.items():
+            artifacts.write_split(tmp, split, normalize(images), labels)
+            print(f"prepare: {split}: {len(labels)} images scaled to [0, 1]")
+
+
+def main() -> None:
+    params = config.load("prepare")
+    prepare(
+        params.path("raw"),
+        params.path("prepared"),
+        train_size=params["prepare.train_size"],
+        test_size=params["prepare.test_size"],
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

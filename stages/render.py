@@ -1,0 +1,230 @@
+"""Render: draw the lesson's figures and the confusion summary from evaluate's results.
+
+Reads:  paths.prepared (x_test, y_test), paths.predictions, paths.confusion, paths.per_class,
+        paths.history; params render.*.
+Writes: paths.figures/ with prediction_grid.png (the lesson's grid: blue when right, red when
+        wrong), first_prediction.png, confusion_matrix.png, training_curves.png and
+        misclassified.png; and paths.summary, a Markdown confusion summary.
+
+No model is loaded here, so this stage never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from stages import artifacts, cli, config
+
+RIGHT, WRONG = "blue", "red"
+DPI = 100
+# PNG metadata would otherwise name the matplotlib version; the pixels say all there is.
+PNG_METADATA = {"Software": None}
+
+
+def save_figure(figure: Figure, dest: Path) -> None:
+    with artifacts.atomic_file(dest) as tmp:
+        figure.savefig(tmp, dpi=DPI, metadata=PNG_METADATA)
+
+
+def prediction_grid(
+    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, size: int
+) -> Figure:
+    """The lesson's grid of the first size x size test digits, titled 'Pred: p / True: t'."""
+    figure = Figure(figsize=(2 * size, 2 * size), layout="constrained")
+    for i, axes in enumerate(figure.subplots(size, size, squeeze=False).flat):
+        axes.imshow(images[i], cmap="binary")
+        color = RIGHT if predicted[i] == true[i] else WRONG
+        axes.set_title(f"Pred: {predicted[i]}\nTrue: {true[i]}", color=color)
+        axes.axis("off")
+    return figure
+
+
+def first_prediction(image: np.ndarray, true: int, predicted: int, confidence: float) -> Figure:
+    figure = Figure(figsize=(4, 4.4), layout="constrained")
+    axes = figure.subplots()
+    axes.imshow(image, cmap="binary")
+    color = RIGHT if predicted == true else WRONG
+    axes.set_title(f"Predicted: {predicted} ({confidence:.1%} sure)\nTrue: {true}", color=color)
+    axes.axis("off")
+    return figure
+
+
+def confusion_heatmap(matrix: np.ndarray) -> Figure:
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    axes = figure.subplots()
+    # A log-like scale would hide the diagonal's size; plain counts, annotated, read best.
+    shown = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(shown, ax=axes, label="test images")
+    classes = range(len(matrix))
+    axes.set_xticks(classes)
+    axes.set_yticks(classes)
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    axes.set_title("Confusion matrix (test set)")
+    threshold = matrix.max() / 2
+    for true in classes:
+        for predicted in classes:
+            count = matrix[true, predicted]
+            color = "white" if count > threshold else "black"
+            axes.text(
+                predicted, true, str(count), ha="center", va="center", color=color, fontsize=8
+            )
+    return figure
+
+
+def training_curves(history: pd.DataFrame) -> Figure:
+    """Loss and accuracy per epoch, with the validation curves when there are any."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    epochs = history["epoch"] + 1
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
+        axes.plot(epochs, history[metric], marker="o", label=f"training {metric}")
+        # Keras' CSVLogger writes empty val_ columns when there is no validation split.
+        if history.get(f"val_{metric}", pd.Series(dtype=float)).notna().any():
+            axes.plot(epochs, history[f"val_{metric}"], marker="o", label=f"validation {metric}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.set_xticks(epochs)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle("Training curves")
+    return figure
+
+
+def misclassified_gallery(images: np.ndarray, wrong: pd.DataFrame, count: int) -> Figure:
+    """The first `count` misclassified test digits, each with what the model said."""
+    shown = wrong.head(count)
+    if shown.empty:
+        figure = Figure(figsize=(4, 1.5))
+        figure.text(0.5, 0.5, "No misclassified digits to show", ha="center", va="center")
+        return figure
+    columns = min(len(shown), 5)
+    rows = -(-len(shown) // columns)
+    figure = Figure(figsize=(2 * columns, 2.3 * rows), layout="constrained")
+    for axes in figure.subplots(rows, columns, squeeze=False).flat:
+        axes.axis("off")
+    for axes, row in zip(figure.axes, shown.itertuples(), strict=False):
+        axes.imshow(images[row.index], cmap="binary")
+        axes.set_title(
+            f"#{row.index}: Pred {row.predicted}\nTrue {row.true} ({row.confidence:.0%})",
+            color=WRONG,
+            fontsize=9,
+        )
+    figure.suptitle(f"Misclassified test digits (first {len(shown)} of {len(wrong)})")
+    return figure
+
+
+def most_confused(matrix: np.ndarray, top: int) -> pd.DataFrame:
+    """The off-diagonal cells with the most images: which digit was taken for which."""
+    true, predicted = np.nonzero(~np.eye(len(matrix), dtype=bool))
+    pairs = pd.DataFrame({"true": true, "predicted": predicted, "count": matrix[true, predicted]})
+    pairs = pairs[pairs["count"] > 0]
+    return pairs.sort_values(["count", "true", "predicted"], ascending=[False, True, True]).head(
+        top
+    )
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+def confusion_summary(matrix: np.ndarray, per_class: pd.DataFrame, top: int) -> str:
+    total = int(matrix.sum())
+    right = int(np.trace(matrix))
+    accuracy = pd.DataFrame(
+        {
+            "digit": per_class["digit"],
+            "test images": per_class["support"],
+            "right": np.diag(matrix),
+            "accuracy": [f"{r:.2%}" for r in per_class["recall"]],
+            "precision": [f"{p:.3f}" for p in per_class["precision"]],
+            "F1": [f"{f:.3f}" for f in per_class["f1"]],
+        }
+    )
+    pairs = most_confused(matrix, top)
+    pairs_table = pd.DataFrame(
+        {
+            "true -> predicted": [
+                f"{t} -> {p}" for t, p in zip(pairs["true"], pairs["predicted"], strict=True)
+            ],
+            "images": pairs["count"],
+        }
+    )
+    confused = markdown_table(pairs_table) if len(pairs) else "No digit was mistaken for another."
+    return (
+        "# Confusion summary\n\n"
+        f"{right} of {total} test digits right ({right / total:.2%}).\n\n"
+        "## Per digit\n\n"
+        f"{markdown_table(accuracy)}\n\n"
+        "## Most confused pairs\n\n"
+        f"{confused}\n"
+    )
+
+
+def render(
+    prepared: Path,
+    predictions_path: Path,
+    confusion_path: Path,
+    per_class_path: Path,
+    history_path: Path,
+    figures: Path,
+    summary_path: Path,
+    *,
+    grid_size: int,
+    misclassified: int,
+    confused_pairs: int,
+) -> None:
+    images, _ = artifacts.read_split(prepared, "test")
+    predictions = pd.read_csv(predictions_path)
+    matrix = pd.read_csv(confusion_path).drop(columns="true").to_numpy()
+    per_class = pd.read_csv(per_class_path)
+    history = pd.read_csv(history_path)
+    if grid_size * grid_size > len(predictions):
+        raise cli.StageError(
+            f"render.grid_size = {grid_size} needs {grid_size * grid_size} test images, "
+            f"only {len(predictions)} were evaluated"
+        )
+    true, predicted = predictions["true"].to_numpy(), predictions["predicted"].to_numpy()
+    wrong = predictions[predictions["true"] != predictions["predicted"]]
+    first = predictions.iloc[0]
+
+    with artifacts.atomic_dir(figures) as tmp:
+        save_figure(
+            prediction_grid(images, true, predicted, grid_size), tmp / "prediction_grid.png"
+        )
+        save_figure(
+            first_prediction(images[0], first["true"], first["predicted"], first["confidence"]),
+            tmp / "first_prediction.png",
+        )
+        save_figure(confusion_heatmap(matrix), tmp / "confusion_matrix.png")
+        save_figure(training_curves(history), tmp / "training_curves.png")
+        save_figure(misclassified_gallery(images, wrong, misclassified), tmp / "misclassified.png")
+    artifacts.write_text(summary_path, confusion_summary(matrix, per_class, confused_pairs))
+    print(f"render: 5 figures in {figures}, {len(wrong)} misclassified of {len(predictions)}")
+
+
+def main() -> None:
+    params = config.load("render")
+    render(
+        params.path("prepared"),
+        params.path("predictions"),
+        params.path("confusion"),
+        params.path("per_class"),
+        params.path("history"),
+        params.path("figures"),
+        params.path("summary"),
+        grid_size=params["render.grid_size"],
+        misclassified=params["render.misclassified"],
+        confused_pairs=params["render.confused_pairs"],
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

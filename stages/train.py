@@ -1,0 +1,129 @@
+"""Train: fit the lesson's network to the prepared training images.
+
+Reads:  paths.prepared (x_train, y_train); params model.* and train.*.
+Writes: paths.model (the trained Keras model) and paths.history (loss and accuracy per
+        epoch, with val_loss and val_accuracy when train.validation_split > 0).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stages import artifacts, cli, config
+from stages.model import build_model, keras, make_optimizer, seed_everything
+
+# Run this many batches per call into TensorFlow. It changes nothing in what is computed
+# (still one optimizer step per batch), but removes most of the per-step Python overhead.
+STEPS_PER_EXECUTION = 100
+
+
+def save_model(model: keras.Model, dest: Path) -> None:
+    """Save a .keras file whose bytes depend only on the model.
+
+    Keras stamps the save time into metadata.json and memory addresses (Python `id()`s)
+    into config.json as shared_object_id; both change from run to run.
+    """
+    with artifacts.atomic_file(dest) as tmp:
+        model.save(tmp)
+        artifacts.rewrite_zip(
+            tmp, {"metadata.json": _drop_save_date, "config.json": _renumber_shared_objects}
+        )
+
+
+def _drop_save_date(metadata: bytes) -> bytes:
+    fields = json.loads(metadata)
+    fields.pop("date_saved", None)
+    return json.dumps(fields).encode()
+
+
+def _renumber_shared_objects(config_json: bytes) -> bytes:
+    """Replace each shared_object_id by 1, 2, 3, ... in order of first appearance.
+
+    Equal ids stay equal, which is all that loading needs from them.
+    """
+    numbers: dict[int, int] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else walk(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return json.dumps(walk(json.loads(config_json))).encode()
+
+
+def train(
+    prepared: Path,
+    model_path: Path,
+    history_path: Path,
+    *,
+    hidden_units: list[int],
+    activation: str,
+    dropout: float,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    learning_rate: float,
+    seed: int,
+    validation_split: float = 0.0,
+    early_stopping_patience: int = 0,
+) -> keras.Model:
+    seed_everything(seed)
+    x_train, y_train = artifacts.read_split(prepared, "train")
+    model = build_model(hidden_units=hidden_units, activation=activation, dropout=dropout)
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
+    model.summary(print_fn=lambda line, **_: print(line))
+    with artifacts.atomic_file(history_path) as history_tmp:
+        callbacks = [keras.callbacks.CSVLogger(str(history_tmp))]
+        if early_stopping_patience:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
+                )
+            )
+        model.fit(
+            x_train,
+            y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            callbacks=callbacks,
+            verbose=2,
+        )
+        save_model(model, model_path)
+    return model
+
+
+def main() -> None:
+    params = config.load("train")
+    train(
+        params.path("prepared"),
+        params.path("model"),
+        params.path("history"),
+        hidden_units=params["model.hidden_units"],
+        activation=params["model.activation"],
+        dropout=params["model.dropout"],
+        epochs=params["train.epochs"],
+        batch_size=params["train.batch_size"],
+        optimizer=params["train.optimizer"],
+        learning_rate=params["train.learning_rate"],
+        seed=params["train.seed"],
+        validation_split=params["train.validation_split"],
+        early_stopping_patience=params["train.early_stopping_patience"],
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)
