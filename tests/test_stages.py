@@ -1,0 +1,248 @@
+"""Each stage's work on a few random digits, and the chain of them in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import artifacts, evaluate, prepare, render, train
+from stages.model import build_model, keras, make_optimizer
+from tests.conftest import ROOT
+
+TRAIN_SETTINGS = dict(
+    hidden_units=[16],
+    activation="relu",
+    dropout=0.0,
+    epochs=2,
+    batch_size=8,
+    optimizer="adam",
+    learning_rate=0.001,
+    seed=7,
+)
+
+
+def test_normalize_scales_pixels_to_unit_floats():
+    pixels = np.array([[0, 51, 255]], dtype=np.uint8)
+    scaled = prepare.normalize(pixels)
+    assert scaled.dtype == np.float32
+    np.testing.assert_array_equal(scaled, np.float32([[0.0, 0.2, 1.0]]))
+
+
+def test_prepare_writes_float_images_and_keeps_the_first_images(
+    write_tiny_raw, tmp_path, tiny_mnist
+):
+    out = tmp_path / "prepared"
+    prepare.prepare(write_tiny_raw, out, train_size=50, test_size=30)
+    x_train, y_train = artifacts.read_split(out, "train")
+    x_test, y_test = artifacts.read_split(out, "test")
+    assert x_train.shape == (50, 28, 28) and x_test.shape == (30, 28, 28)
+    assert x_train.dtype == np.float32 and y_train.dtype == np.uint8
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+    np.testing.assert_array_equal(y_train, tiny_mnist["y_train"][:50])
+    np.testing.assert_allclose(x_test * 255, tiny_mnist["x_test"], atol=1e-4)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "x_test.npy",
+        "x_train.npy",
+        "y_test.npy",
+        "y_train.npy",
+    ]
+
+
+def test_the_default_model_is_the_lessons():
+    model = build_model(hidden_units=[128])
+    layers = model.layers
+    assert [type(layer).__name__ for layer in layers] == ["Flatten", "Dense", "Dense"]
+    assert layers[1].units == 128 and layers[1].activation.__name__ == "relu"
+    assert layers[2].units == 10 and layers[2].activation.__name__ == "softmax"
+    assert model.input_shape == (None, 28, 28)
+    assert model.count_params() == 101_770
+
+
+def test_no_hidden_units_is_logistic_regression():
+    model = build_model(hidden_units=[])
+    assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense"]
+    assert model.count_params() == 784 * 10 + 10
+
+
+def test_leaky_relu_uses_slope_0_1_and_dropout_follows_each_hidden_layer():
+    model = build_model(hidden_units=[32, 16], activation="leaky_relu", dropout=0.2)
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names == [
+        "Flatten",
+        "Dense",
+        "LeakyReLU",
+        "Dropout",
+        "Dense",
+        "LeakyReLU",
+        "Dropout",
+        "Dense",
+    ]
+    assert model.layers[2].negative_slope == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(hidden_units=[8], activation="swish"), "activation 'swish' is not one of relu"),
+        (dict(hidden_units=[8], dropout=1.5), "dropout 1.5 is not a fraction"),
+        (dict(hidden_units=[0]), r"hidden_units \[0\] must all be at least 1"),
+    ],
+)
+def test_bad_model_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(**settings)
+
+
+def test_optimizers_by_name():
+    assert isinstance(make_optimizer("rmsprop", 0.01), keras.optimizers.RMSprop)
+    sgd = make_optimizer("sgd", 0.01)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="optimizer 'adamm' is not one of adam, rmsprop, sgd"):
+        make_optimizer("adamm", 0.01)
+
+
+@pytest.fixture
+def prepared(write_tiny_raw, tmp_path):
+    out = tmp_path / "prepared"
+    prepare.prepare(write_tiny_raw, out, train_size=60, test_size=30)
+    return out
+
+
+def test_training_writes_a_model_and_one_history_row_per_epoch(prepared, tmp_path):
+    model_path, history_path = tmp_path / "model.keras", tmp_path / "history.csv"
+    train.train(prepared, model_path, history_path, **TRAIN_SETTINGS)
+    history = pd.read_csv(history_path)
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "accuracy"} <= set(history.columns)
+    assert history["loss"].notna().all()
+    loaded = keras.models.load_model(model_path)
+    assert loaded.output_shape == (None, 10)
+
+
+def test_a_validation_split_adds_validation_curves(prepared, tmp_path):
+    history_path = tmp_path / "history.csv"
+    settings = dict(TRAIN_SETTINGS, validation_split=0.2, early_stopping_patience=1, epochs=3)
+    train.train(prepared, tmp_path / "model.keras", history_path, **settings)
+    history = pd.read_csv(history_path)
+    assert history["val_loss"].notna().all() and history["val_accuracy"].notna().all()
+
+
+def test_training_twice_gives_the_same_bytes(prepared, tmp_path):
+    first, second = tmp_path / "a.keras", tmp_path / "b.keras"
+    train.train(prepared, first, tmp_path / "a.csv", **TRAIN_SETTINGS)
+    train.train(prepared, second, tmp_path / "b.csv", **TRAIN_SETTINGS)
+    assert first.read_bytes() == second.read_bytes()
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert b"date_saved" not in archive.read("metadata.json")
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    matrix = evaluate.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), classes=3)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 1, 0]])
+
+
+def test_per_class_scores_match_their_definitions():
+    matrix = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0]])
+    scores = evaluate.per_class_scores(matrix)
+    np.testing.assert_allclose(scores["precision"], [1.0, 1 / 3, 0.0])
+    np.testing.assert_allclose(scores["recall"], [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(scores["f1"], [2 / 3, 0.5, 0.0])
+    assert list(scores["support"]) == [2, 1, 1]
+
+
+def test_predictions_table_takes_the_most_probable_digit():
+    probabilities = np.array([[0.1, 0.9], [0.7, 0.3]], dtype=np.float32)
+    table = evaluate.predictions_table(np.array([1, 1]), probabilities)
+    assert list(table.columns) == ["index", "true", "predicted", "confidence"]
+    assert list(table["predicted"]) == [1, 0]
+    np.testing.assert_allclose(table["confidence"], [0.9, 0.7])
+
+
+def test_most_confused_pairs_are_sorted_by_count():
+    matrix = np.array([[5, 2, 0], [0, 5, 3], [2, 0, 5]])
+    pairs = render.most_confused(matrix, top=2)
+    assert list(zip(pairs["true"], pairs["predicted"], pairs["count"], strict=True)) == [
+        (1, 2, 3),
+        (0, 1, 2),
+    ]
+
+
+def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path):
+    reports = tmp_path / "reports"
+    train.train(prepared, tmp_path / "model.keras", reports / "history.csv", **TRAIN_SETTINGS)
+    scores = evaluate.evaluate(
+        tmp_path / "model.keras",
+        prepared,
+        reports / "metrics.json",
+        reports / "predictions.csv",
+        reports / "confusion.csv",
+        reports / "per_class.csv",
+    )
+    assert 0.0 <= scores["accuracy"] <= 1.0 and scores["images"] == 30
+    predictions = pd.read_csv(reports / "predictions.csv")
+    assert len(predictions) == 30 and predictions["predicted"].between(0, 9).all()
+    confusion = pd.read_csv(reports / "confusion.csv")
+    assert confusion.drop(columns="true").to_numpy().sum() == 30
+    assert len(pd.read_csv(reports / "per_class.csv")) == 10
+
+    render.render(
+        prepared,
+        reports / "predictions.csv",
+        reports / "confusion.csv",
+        reports / "per_class.csv",
+        reports / "history.csv",
+        reports / "figures",
+        reports / "summary.md",
+        grid_size=3,
+        misclassified=4,
+        confused_pairs=3,
+    )
+    figures = sorted(p.name for p in (reports / "figures").iterdir())
+    assert figures == [
+        "confusion_matrix.png",
+        "first_prediction.png",
+        "misclassified.png",
+        "prediction_grid.png",
+        "training_curves.png",
+    ]
+    for figure in (reports / "figures").iterdir():
+        assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (reports / "summary.md").read_text()
+    right = int(np.trace(confusion.drop(columns="true").to_numpy()))
+    assert f"{right} of 30 test digits right" in summary
+    assert "## Most confused pairs" in summary
+
+
+def test_the_grid_colours_right_blue_and_wrong_red(rng):
+    images = rng.random((4, 28, 28))
+    figure = render.prediction_grid(images, np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4]), size=2)
+    titles = [(axes.get_title(), axes.title.get_color()) for axes in figure.axes]
+    assert titles == [
+        ("Pred: 1\nTrue: 1", "blue"),
+        ("Pred: 2\nTrue: 2", "blue"),
+        ("Pred: 0\nTrue: 3", "red"),
+        ("Pred: 4\nTrue: 4", "blue"),
+    ]
+
+
+def test_render_never_imports_tensorflow():
+    code = "import sys, stages.render; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_rendering_twice_gives_the_same_png_bytes(rng, tmp_path):
+    images = rng.random((9, 28, 28))
+    for name in ("a.png", "b.png"):
+        render.save_figure(
+            render.prediction_grid(images, np.arange(9), np.arange(9), size=3), tmp_path / name
+        )
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
