@@ -50,7 +50,9 @@ def build_model(
     for number, units in enumerate(hidden_units, start=1):
         if activation == "leaky_relu":
             model.add(layers.Dense(units, name=f"hidden_{number}"))
-            model.add(layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=f"leaky_relu_{number}"))
+            model.add(
+                layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=f"leaky_relu_{number}")
+            )
         else:
             model.add(layers.Dense(units, activation=activation, name=f"hidden_{number}"))
         if dropout:

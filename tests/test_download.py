@@ -140,7 +140,7 @@ def test_a_local_npz_holding_pickled_objects_is_refused(tmp_path):
 
 
 def classic_pickle(tiny_mnist) -> bytes:
-    """Tiny data in the mirror's format: (train, valid, test), float32 pixels k/256, int64 labels."""
+    """Tiny data as the mirror holds it: (train, valid, test), pixels k/256, int64 labels."""
 
     def part(images, labels):
         return (images.reshape(len(images), -1).astype(np.float32) / 256, labels.astype(np.int64))

@@ -42,7 +42,7 @@ def test_prepare_writes_float_images_and_keeps_the_first_images(
     x_test, y_test = artifacts.read_split(out, "test")
     assert x_train.shape == (50, 28, 28) and x_test.shape == (30, 28, 28)
     assert x_train.dtype == np.float32 and y_train.dtype == np.uint8
-    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+    assert x_train.min() >= 0.0 and x_train.max() <= 1.0
     np.testing.assert_array_equal(y_train, tiny_mnist["y_train"][:50])
     np.testing.assert_allclose(x_test * 255, tiny_mnist["x_test"], atol=1e-4)
     assert sorted(p.name for p in out.iterdir()) == [
