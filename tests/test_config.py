@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 from pathlib import Path
 
@@ -209,3 +210,19 @@ def test_loading_reads_params_yaml_from_the_working_folder(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert config.load("train")["train.epochs"] == 5
     assert config.load("train").path("model") == Path("models/model.keras")
+
+
+def test_the_committed_dvc_lock_matches_the_code_and_params():
+    """dvc.lock is committed after a build with the shipped params; a code or params edit
+    without a rebuild would leave it describing a build nobody can reproduce."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    flat = config.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert set(lock["stages"]) == {"download", "prepare", "train", "evaluate", "render"}
+    for name, stage in lock["stages"].items():
+        for dep in stage["deps"]:
+            source = ROOT / dep["path"]
+            if source.suffix in (".py", ".lock"):
+                digest = hashlib.md5(source.read_bytes()).hexdigest()
+                assert digest == dep["md5"], f"{dep['path']} changed since dvc.lock; run make repro"
+        for key, value in config.flatten(stage.get("params", {}).get("params.yaml", {})).items():
+            assert flat[key] == value, f"{key} differs from dvc.lock; run make repro"
