@@ -23,10 +23,21 @@ def run(main: Callable[[], object]) -> None:
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as interruption:
+        print("interrupted: nothing half-written was left behind", file=sys.stderr)
+        sys.exit(128 + interruption.signum)
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was left behind", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + signal.SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by SIGTERM, so that it unwinds (and cleans up) like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
