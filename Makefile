@@ -17,6 +17,7 @@ help: ## List the targets.
 $(BIN)/activate: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.

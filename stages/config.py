@@ -238,3 +238,8 @@ def load(stage: str) -> StageParams:
     """Validate ./params.yaml and return what `stage` declares in ./dvc.yaml."""
     flat = validate(read_yaml(PARAMS_FILE))
     return declared(stage, flat, read_yaml(DVC_FILE))
+
+
+def artifact_path(name: str) -> Path:
+    """Where the pipeline puts `paths.<name>`, for tools that run outside it (stages.predict)."""
+    return Path(validate(read_yaml(PARAMS_FILE))[f"paths.{name}"])

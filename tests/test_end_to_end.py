@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from stages import download
 from tests.conftest import copy_project, run, set_params, stages_run
@@ -13,18 +16,60 @@ from tests.conftest import copy_project, run, set_params, stages_run
 pytestmark = pytest.mark.slow
 
 
-def test_the_lesson_reaches_97_percent_on_the_test_set(tmp_path):
-    project = copy_project(tmp_path / "project")
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("lesson") / "project")
     set_params(project, data__source="mirror")
     result = run(["dvc", "repro"], project)
-    assert stages_run(result.stdout) == ["download", "prepare", "train", "evaluate", "render"]
-    assert "verified MNIST from mirror" in result.stdout
+    return project, result.stdout
 
+
+def test_every_stage_runs_and_the_data_is_the_canonical_mnist(lesson):
+    project, output = lesson
+    assert stages_run(output) == ["download", "prepare", "train", "evaluate", "render"]
+    assert "verified MNIST from mirror" in output
+    assert "Epoch 5/5" in output
     with np.load(project / "data/raw/mnist.npz") as raw:
         assert raw["x_train"].shape == (60_000, 28, 28) and raw["x_test"].shape == (10_000, 28, 28)
         for name, expected in download.ARRAY_SHA256.items():
             assert download.sha256(raw[name].tobytes()) == expected
+
+
+def test_the_lesson_reaches_97_percent_on_the_test_set(lesson):
+    project, _ = lesson
     metrics = json.loads((project / "reports/metrics.json").read_text())["test"]
     assert metrics["images"] == 10_000
     assert metrics["accuracy"] >= 0.97
-    assert "Epoch 5/5" in result.stdout
+
+
+@pytest.fixture
+def seven(lesson):
+    """The lesson's first test digit as a 140x140 PNG, dark ink on light paper."""
+    project, _ = lesson
+    with np.load(project / "data/raw/mnist.npz") as raw:
+        digit = raw["x_test"][0]
+    path = project / "seven.png"
+    Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BILINEAR).save(path)
+    return path
+
+
+def test_your_own_seven_is_read_as_7_and_a_broken_file_is_named(lesson, seven):
+    project, _ = lesson
+    (project / "broken.png").write_bytes(b"this is not a picture")
+    result = run(
+        [sys.executable, "-m", "stages.predict", "seven.png", "broken.png"], project, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout.startswith("seven.png: 7  (7: ")
+    assert "error: broken.png: not a PNG, JPEG or other image Pillow can read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_console_script_answers_in_json(lesson, seven):
+    """`digit-predict`, installed into .venv by make, is the same command."""
+    project, _ = lesson
+    console_script = Path(sys.executable).parent / "digit-predict"
+    as_json = run([str(console_script), "--json", "seven.png"], project)
+    (record,) = json.loads(as_json.stdout)
+    assert record["file"] == "seven.png"
+    assert record["digit"] == 7 and record["top3"][0]["probability"] > 0.5
