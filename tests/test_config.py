@@ -218,7 +218,7 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     flat = config.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
     assert set(lock["stages"]) == {"download", "prepare", "train", "evaluate", "render"}
-    for name, stage in lock["stages"].items():
+    for stage in lock["stages"].values():
         for dep in stage["deps"]:
             source = ROOT / dep["path"]
             if source.suffix in (".py", ".lock"):

@@ -1,0 +1,166 @@
+"""A classroom's mistakes and accidents: bad values, interruptions, two builds at once.
+
+Runs in a copy of the project built on 2,000 real MNIST training images and 500 test images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import copy_project, run, set_params, stages_run
+
+pytestmark = pytest.mark.slow
+
+OUTPUTS = [
+    "data/raw/mnist.npz",
+    "models/model.keras",
+    "reports/history.csv",
+    "reports/metrics.json",
+    "reports/predictions.csv",
+    "reports/figures/prediction_grid.png",
+    "reports/confusion_summary.md",
+]
+
+
+def digests(project):
+    return {name: hashlib.md5((project / name).read_bytes()).hexdigest() for name in OUTPUTS}
+
+
+def leftovers(project):
+    """Temporary files or folders (".<name>.<random>") a writer cut off mid-way would leave."""
+    return [
+        path
+        for folder in ("data", "models", "reports")
+        if (project / folder).exists()
+        for path in (project / folder).rglob(".*")
+        if path.name != ".gitignore"
+    ]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, real_mnist):
+    project = copy_project(tmp_path_factory.mktemp("faults") / "project")
+    set_params(
+        project,
+        data__source=str(real_mnist),
+        prepare__train_size=2000,
+        prepare__test_size=500,
+        train__epochs=1,
+    )
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "built"], project)
+    return project
+
+
+def start(command, project):
+    env = dict(
+        os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+    )
+    return subprocess.Popen(
+        command,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(process, text, seconds=120):
+    """Read the process's output until `text` appears; return what was read."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    for line in process.stdout:
+        seen.append(line)
+        if text in line or time.monotonic() > deadline:
+            break
+    assert any(text in line for line in seen), "".join(seen)
+    return "".join(seen)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("train__optimizer", "adamm", "train.optimizer = 'adamm' is not one of adam, rmsprop, sgd"),
+        ("train__epochs", "five", "train.epochs = 'five' is not a whole number from 1 to 1000"),
+        ("model__hidden_units", "abc", "model.hidden_units = 'abc' is not a list of layer widths"),
+        ("render__grid_size", 0, "render.grid_size = 0 is not a whole number from 1 to 100"),
+    ],
+)
+def test_a_refused_value_names_the_key_and_checkout_restores_the_outputs(
+    project, key, value, message
+):
+    before = digests(project)
+    set_params(project, **{key: value})
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert f"error: params.yaml: {message}" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "checkout"], project)
+    assert digests(project) == before
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def test_an_unknown_key_is_refused_before_any_stage_works(project):
+    set_params(project, train__epoch=3)
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert "error: params.yaml: unknown key train.epoch; allowed: train.epochs" in result.stderr
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "checkout"], project)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_training_leaves_nothing_half_written(project, signum):
+    set_params(project, train__epochs=500)
+    build = start(["dvc", "repro"], project)
+    wait_for(build, "Epoch 3/500")
+    os.killpg(build.pid, signum)
+    build.wait(timeout=60)
+    assert build.returncode != 0
+    assert not (project / "models/model.keras").exists()  # DVC removed it; nothing new replaced it
+    assert leftovers(project) == []
+    run(["git", "checkout", "params.yaml"], project)
+    assert (
+        stages_run(run(["dvc", "repro"], project).stdout) == []
+    )  # the run-cache has the old build
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+def test_the_stage_itself_cleans_up_when_terminated(project):
+    set_params(project, train__epochs=500)
+    train = start([sys.executable, "-m", "stages.train"], project)
+    wait_for(train, "Epoch 3/500")
+    train.send_signal(signal.SIGTERM)
+    output = train.communicate(timeout=60)[0]
+    assert train.returncode == 128 + signal.SIGTERM
+    assert "interrupted: nothing half-written was left behind" in output
+    assert leftovers(project) == []
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "checkout"], project)
+
+
+def test_a_second_build_started_during_the_first_fails_at_once_and_harms_neither(project):
+    set_params(project, train__epochs=30)
+    first = start(["dvc", "repro"], project)
+    wait_for(first, "Epoch 1/30")
+    started = time.monotonic()
+    second = run(["dvc", "repro"], project, check=False)
+    assert second.returncode != 0
+    assert time.monotonic() - started < 15
+    assert "lock" in (second.stdout + second.stderr).lower()
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert "up to date" in run(["dvc", "status"], project).stdout
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
