@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stages import artifacts, cli, config
-from stages.model import NUM_CLASSES, keras
+from stages.config import NUM_CLASSES
 
 
 def confusion_matrix(
@@ -72,6 +72,9 @@ def evaluate(
     confusion_path: Path,
     per_class_path: Path,
 ) -> dict[str, float]:
+    # Imported here so that a params mistake is reported before TensorFlow's slow import.
+    from stages.model import keras
+
     model = keras.models.load_model(model_path)
     x_test, y_test = artifacts.read_split(prepared, "test")
     scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)

@@ -18,7 +18,7 @@ from keras import layers  # noqa: E402
 from stages import config  # noqa: E402
 
 IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
+NUM_CLASSES = config.NUM_CLASSES
 LEAKY_RELU_SLOPE = 0.1
 
 

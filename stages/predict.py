@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ FRAME, DIGIT_BOX = 28, 20
 INK_THRESHOLD = 0.1
 
 
-class ImageError(ValueError):
+class ImageError(Exception):
     """An input image that cannot be classified; the message says why."""
 
 
@@ -41,22 +42,23 @@ def load_grey(path: Path) -> np.ndarray:
         raise ImageError("the file is empty")
     if size > MAX_FILE_BYTES:
         raise ImageError(f"the file is {size / 2**20:.0f} MiB; at most {MAX_FILE_BYTES // 2**20}")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(f"the image is too large: {width} x {height} pixels")
-            image.load()
-            return _flatten_alpha(image)
-    except Image.DecompressionBombError:
-        # Pillow refuses far larger images itself, before we see their size.
-        raise ImageError(f"the image is too large: over {MAX_PIXELS:,} pixels") from None
-    except UnidentifiedImageError:
-        raise ImageError("not a PNG, JPEG or other image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, ImageError):
-            raise
-        raise ImageError(f"the image data is broken ({error})") from None
+    with warnings.catch_warnings():
+        # Pillow warns about very large images; the size check below refuses them itself.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"the image is too large: {width} x {height} pixels")
+                image.load()
+                return _flatten_alpha(image)
+        except Image.DecompressionBombError:
+            # Pillow refuses far larger images itself, before we see their size.
+            raise ImageError(f"the image is too large: over {MAX_PIXELS:,} pixels") from None
+        except UnidentifiedImageError:
+            raise ImageError("not a PNG, JPEG or other image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ImageError(f"the image data is broken ({error})") from None
 
 
 def _flatten_alpha(image: Image.Image) -> np.ndarray:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stages import artifacts, cli, config
-from stages.model import build_model, keras, make_optimizer, seed_everything
+
+if TYPE_CHECKING:
+    import keras
 
 # Run this many batches per call into TensorFlow. It changes nothing in what is computed
 # (still one optimizer step per batch), but removes most of the per-step Python overhead.
@@ -75,6 +78,10 @@ def train(
     validation_split: float = 0.0,
     early_stopping_patience: int = 0,
 ) -> keras.Model:
+    # Imported here rather than at the top, so that main() reports a params mistake at once
+    # instead of after TensorFlow's import, which takes seconds.
+    from stages.model import build_model, keras, make_optimizer, seed_everything
+
     seed_everything(seed)
     x_train, y_train = artifacts.read_split(prepared, "train")
     model = build_model(hidden_units=hidden_units, activation=activation, dropout=dropout)

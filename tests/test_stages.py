@@ -239,6 +239,23 @@ def test_render_never_imports_tensorflow():
     assert result.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_a_params_mistake_is_reported_before_tensorflow_is_imported(stage, tmp_path):
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    params = (ROOT / "params.yaml").read_text().replace("grid_size: 5 ", "grid_size: 0 ")
+    (tmp_path / "params.yaml").write_text(params)
+    code = (
+        f"import sys, stages.{stage} as s\n"
+        "try:\n    s.main()\nexcept Exception as error:\n    print(type(error).__name__)\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.stdout.split() == ["ParamsError", "False"], result.stderr
+
+
 def test_rendering_twice_gives_the_same_png_bytes(rng, tmp_path):
     images = rng.random((9, 28, 28))
     for name in ("a.png", "b.png"):
