@@ -23,6 +23,7 @@ PARAMS_FILE = Path("params.yaml")
 DVC_FILE = Path("dvc.yaml")
 
 SOURCES = ("auto", "canonical", "mirror")
+KINDS = ("dense", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 MNIST_TRAIN_IMAGES = 60_000
@@ -64,6 +65,16 @@ def fraction(*, below_one: bool) -> Rule:
 def positive_number(value: Any) -> str | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     return None if ok else "is not a number above 0"
+
+
+def number_between(low: float, high: float, unit: str) -> Rule:
+    def rule(value: Any) -> str | None:
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        )
+        return None if ok else f"is not a number of {unit} from {low} to {high}"
+
+    return rule
 
 
 def one_of(*names: str) -> Rule:
@@ -109,8 +120,10 @@ SCHEMA: dict[str, Rule] = {
     "data.source": data_source,
     "prepare.train_size": whole(1, MNIST_TRAIN_IMAGES),
     "prepare.test_size": whole(1, MNIST_TEST_IMAGES),
+    "model.kind": one_of(*KINDS),
     "model.hidden_units": widths,
     "model.activation": one_of(*ACTIVATIONS),
+    "model.leaky_relu_slope": fraction(below_one=True),
     "model.dropout": fraction(below_one=True),
     "train.epochs": whole(1, 1000),
     "train.batch_size": whole(1, MNIST_TRAIN_IMAGES),
@@ -119,6 +132,9 @@ SCHEMA: dict[str, Rule] = {
     "train.seed": whole(0, 2**31 - 1),
     "train.validation_split": fraction(below_one=True),
     "train.early_stopping_patience": whole(0, 1000),
+    "train.augmentation.rotation": number_between(0, 180, "degrees"),
+    "train.augmentation.zoom": fraction(below_one=True),
+    "train.augmentation.shift": fraction(below_one=True),
     "render.grid_size": whole(1, 100),
     "render.misclassified": whole(0, MNIST_TEST_IMAGES),
     "render.confused_pairs": whole(1, 90),

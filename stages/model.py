@@ -19,7 +19,6 @@ from stages import config  # noqa: E402
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = config.NUM_CLASSES
-LEAKY_RELU_SLOPE = 0.1
 
 
 def seed_everything(seed: int) -> None:
@@ -29,36 +28,85 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(
-    *, hidden_units: list[int], activation: str = "relu", dropout: float = 0.0
+    *,
+    kind: str = "dense",
+    hidden_units: list[int],
+    activation: str = "relu",
+    leaky_relu_slope: float = 0.1,
+    dropout: float = 0.0,
+    rotation: float = 0.0,
+    zoom: float = 0.0,
+    shift: float = 0.0,
+    seed: int | None = None,
 ) -> keras.Model:
-    """Flatten the 28x28 image, apply the hidden Dense layers, end in a 10-way softmax.
+    """The lesson's network, or one of the assignment's variations of it.
 
-    `hidden_units=[]` leaves only the softmax layer: multinomial logistic regression.
+    dense: Flatten, the hidden Dense layers, a 10-way softmax; `hidden_units=[]` leaves only
+    the softmax layer, which is multinomial logistic regression.
+    cnn: two blocks of Conv2D and MaxPooling2D (32 and 64 filters of 3x3) before them.
+    rotation (degrees), zoom and shift (fractions) add random augmentation layers, which
+    change training images only and pass images through unchanged at prediction time.
     """
+    if kind not in config.KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(config.KINDS)}")
     if activation not in config.ACTIVATIONS:
         raise ValueError(f"activation {activation!r} is not one of {', '.join(config.ACTIVATIONS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout {dropout!r} is not a fraction from 0 to below 1")
     if any(units < 1 for units in hidden_units):
         raise ValueError(f"hidden_units {hidden_units!r} must all be at least 1")
+    if not (0 <= rotation <= 180 and 0 <= zoom < 1 and 0 <= shift < 1):
+        raise ValueError(
+            f"augmentation rotation={rotation!r}, zoom={zoom!r}, shift={shift!r} is out of range: "
+            "rotation 0 to 180 degrees, zoom and shift 0 to below 1"
+        )
+
+    def activated(layer: type[layers.Layer], *args, name: str) -> list[layers.Layer]:
+        """The layer with the activation built in, as the lesson writes Dense(128, "relu");
+        LeakyReLU, whose slope is a setting, follows as a layer of its own."""
+        if activation == "leaky_relu":
+            slope = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"{name}_leaky_relu")
+            return [layer(*args, name=name), slope]
+        return [layer(*args, activation=activation, name=name)]
 
     # Layers are named here, not numbered by Keras' per-process counters, so the saved
     # model's config is the same however many models the process built before.
-    model = keras.Sequential(name="digit_predictor")
-    model.add(keras.Input(shape=IMAGE_SHAPE, name="image"))
-    model.add(layers.Flatten(name="flatten"))
-    for number, units in enumerate(hidden_units, start=1):
-        if activation == "leaky_relu":
-            model.add(layers.Dense(units, name=f"hidden_{number}"))
-            model.add(
-                layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=f"leaky_relu_{number}")
+    stack: list[layers.Layer] = [keras.Input(shape=IMAGE_SHAPE, name="image")]
+    augment = rotation or zoom or shift
+    if kind == "cnn" or augment:
+        stack.append(layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel"))
+    if rotation:
+        stack.append(
+            layers.RandomRotation(rotation / 360, fill_mode="constant", seed=seed, name="rotate")
+        )
+    if zoom:
+        stack.append(
+            layers.RandomZoom(zoom, fill_mode="constant", seed=_offset(seed, 1), name="zoom")
+        )
+    if shift:
+        stack.append(
+            layers.RandomTranslation(
+                shift, shift, fill_mode="constant", seed=_offset(seed, 2), name="shift"
             )
-        else:
-            model.add(layers.Dense(units, activation=activation, name=f"hidden_{number}"))
+        )
+    if kind == "cnn":
+        for block, filters in enumerate((32, 64), start=1):
+            stack.extend(activated(layers.Conv2D, filters, 3, name=f"conv_{block}"))
+            stack.append(layers.MaxPooling2D(2, name=f"pool_{block}"))
+    stack.append(layers.Flatten(name="flatten"))
+    for number, units in enumerate(hidden_units, start=1):
+        stack.extend(activated(layers.Dense, units, name=f"hidden_{number}"))
         if dropout:
-            model.add(layers.Dropout(dropout, name=f"dropout_{number}"))
-    model.add(layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"))
-    return model
+            stack.append(
+                layers.Dropout(dropout, seed=_offset(seed, 2 + number), name=f"dropout_{number}")
+            )
+    stack.append(layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"))
+    return keras.Sequential(stack, name=f"digit_predictor_{kind}")
+
+
+def _offset(seed: int | None, offset: int) -> int | None:
+    """A separate seed per random layer, so their random draws are not the same."""
+    return None if seed is None else seed + offset
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

@@ -8,8 +8,9 @@ Writes: paths.model (the trained Keras model) and paths.history (loss and accura
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stages import artifacts, cli, config
 
@@ -67,9 +68,7 @@ def train(
     model_path: Path,
     history_path: Path,
     *,
-    hidden_units: list[int],
-    activation: str,
-    dropout: float,
+    architecture: Mapping[str, Any],
     epochs: int,
     batch_size: int,
     optimizer: str,
@@ -77,14 +76,17 @@ def train(
     seed: int,
     validation_split: float = 0.0,
     early_stopping_patience: int = 0,
+    augmentation: Mapping[str, float] | None = None,
 ) -> keras.Model:
+    """Fit the network described by `architecture` (build_model's keywords: kind,
+    hidden_units, activation, ...), with `augmentation` (rotation, zoom, shift) if given."""
     # Imported here rather than at the top, so that main() reports a params mistake at once
     # instead of after TensorFlow's import, which takes seconds.
     from stages.model import build_model, keras, make_optimizer, seed_everything
 
     seed_everything(seed)
     x_train, y_train = artifacts.read_split(prepared, "train")
-    model = build_model(hidden_units=hidden_units, activation=activation, dropout=dropout)
+    model = build_model(**architecture, **(augmentation or {}), seed=seed)
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -113,15 +115,17 @@ def train(
     return model
 
 
+ARCHITECTURE_KEYS = ("kind", "hidden_units", "activation", "leaky_relu_slope", "dropout")
+AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
+
+
 def main() -> None:
     params = config.load("train")
     train(
         params.path("prepared"),
         params.path("model"),
         params.path("history"),
-        hidden_units=params["model.hidden_units"],
-        activation=params["model.activation"],
-        dropout=params["model.dropout"],
+        architecture={key: params[f"model.{key}"] for key in ARCHITECTURE_KEYS},
         epochs=params["train.epochs"],
         batch_size=params["train.batch_size"],
         optimizer=params["train.optimizer"],
@@ -129,6 +133,7 @@ def main() -> None:
         seed=params["train.seed"],
         validation_split=params["train.validation_split"],
         early_stopping_patience=params["train.early_stopping_patience"],
+        augmentation={key: params[f"train.augmentation.{key}"] for key in AUGMENTATION_KEYS},
     )
 
 

@@ -63,6 +63,7 @@ def test_the_shipped_params_are_valid_and_keep_the_lessons_defaults(params):
             "model.activation = 'relu6' is not one of relu, leaky_relu",
         ),
         ("model", "dropout", 1.0, "model.dropout = 1.0 is not a number from 0 below 1"),
+        ("model", "kind", "rnn", "model.kind = 'rnn' is not one of dense, cnn"),
         ("render", "grid_size", 0, "render.grid_size = 0 is not a whole number from 1 to 100"),
         ("prepare", "test_size", 10_001, "prepare.test_size = 10001 is not a whole number from 1"),
         ("data", "source", "no/such/mnist.npz", "data.source = 'no/such/mnist.npz' is not one of"),
@@ -86,6 +87,19 @@ def test_an_unknown_key_is_refused_not_ignored(params):
     params["train"]["epoch"] = 10
     with pytest.raises(
         config.ParamsError, match=r"unknown key train\.epoch; allowed: train\.epochs"
+    ):
+        config.validate(params)
+
+
+def test_augmentation_is_checked_key_by_key(params):
+    params["train"]["augmentation"]["rotation"] = -5
+    with pytest.raises(
+        config.ParamsError, match=r"train\.augmentation\.rotation = -5 is not a number"
+    ):
+        config.validate(params)
+    params["train"]["augmentation"] = {"rotation": 10, "zoom": 0.1, "shift": 0.1, "flip": True}
+    with pytest.raises(
+        config.ParamsError, match=r"unknown key train\.augmentation\.flip; allowed: "
     ):
         config.validate(params)
 

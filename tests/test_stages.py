@@ -15,9 +15,7 @@ from stages.model import build_model, keras, make_optimizer
 from tests.conftest import ROOT
 
 TRAIN_SETTINGS = dict(
-    hidden_units=[16],
-    activation="relu",
-    dropout=0.0,
+    architecture=dict(hidden_units=[16]),
     epochs=2,
     batch_size=8,
     optimizer="adam",
@@ -69,7 +67,7 @@ def test_no_hidden_units_is_logistic_regression():
     assert model.count_params() == 784 * 10 + 10
 
 
-def test_leaky_relu_uses_slope_0_1_and_dropout_follows_each_hidden_layer():
+def test_leaky_relu_uses_its_slope_and_dropout_follows_each_hidden_layer():
     model = build_model(hidden_units=[32, 16], activation="leaky_relu", dropout=0.2)
     names = [type(layer).__name__ for layer in model.layers]
     assert names == [
@@ -85,9 +83,35 @@ def test_leaky_relu_uses_slope_0_1_and_dropout_follows_each_hidden_layer():
     assert model.layers[2].negative_slope == pytest.approx(0.1)
 
 
+def test_the_cnn_has_two_convolution_blocks_before_the_dense_layers():
+    model = build_model(kind="cnn", hidden_units=[64])
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names == [
+        "Reshape", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"
+    ]  # fmt: skip
+    assert [model.layers[i].filters for i in (1, 3)] == [32, 64]
+    assert model.output_shape == (None, 10)
+
+
+def test_augmentation_changes_training_images_only(rng):
+    model = build_model(hidden_units=[], rotation=10, zoom=0.1, shift=0.1, seed=3)
+    augment = keras.Sequential(model.layers[:4])  # Reshape and the three random layers
+    assert [type(layer).__name__ for layer in augment.layers] == [
+        "Reshape", "RandomRotation", "RandomZoom", "RandomTranslation"
+    ]  # fmt: skip
+    images = rng.random((4, 28, 28)).astype("float32")
+    as_trained = np.asarray(augment(images, training=True))[..., 0]
+    as_predicted = np.asarray(augment(images, training=False))[..., 0]
+    np.testing.assert_array_equal(as_predicted, images)
+    assert np.abs(as_trained - images).mean() > 0.01
+    assert as_trained.min() >= 0.0  # the corners rotated in are black, like the background
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
+        (dict(hidden_units=[8], kind="rnn"), "kind 'rnn' is not one of dense, cnn"),
+        (dict(hidden_units=[8], rotation=200), "augmentation rotation=200, .* is out of range"),
         (dict(hidden_units=[8], activation="swish"), "activation 'swish' is not one of relu"),
         (dict(hidden_units=[8], dropout=1.5), "dropout 1.5 is not a fraction"),
         (dict(hidden_units=[0]), r"hidden_units \[0\] must all be at least 1"),
@@ -132,10 +156,26 @@ def test_a_validation_split_adds_validation_curves(prepared, tmp_path):
     assert history["val_loss"].notna().all() and history["val_accuracy"].notna().all()
 
 
+def test_a_cnn_with_augmentation_trains(prepared, tmp_path):
+    settings = dict(
+        TRAIN_SETTINGS,
+        architecture=dict(kind="cnn", hidden_units=[8], activation="leaky_relu"),
+        augmentation=dict(rotation=10, zoom=0.1, shift=0.1),
+        optimizer="rmsprop",
+        epochs=1,
+    )
+    train.train(prepared, tmp_path / "cnn.keras", tmp_path / "history.csv", **settings)
+    loaded = keras.models.load_model(tmp_path / "cnn.keras")
+    assert "RandomRotation" in [type(layer).__name__ for layer in loaded.layers]
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+
+
 def test_training_twice_gives_the_same_bytes(prepared, tmp_path):
     first, second = tmp_path / "a.keras", tmp_path / "b.keras"
-    train.train(prepared, first, tmp_path / "a.csv", **TRAIN_SETTINGS)
-    train.train(prepared, second, tmp_path / "b.csv", **TRAIN_SETTINGS)
+    settings = dict(TRAIN_SETTINGS, augmentation=dict(rotation=10, zoom=0.1, shift=0.1))
+    settings["architecture"] = dict(hidden_units=[16], dropout=0.3)
+    train.train(prepared, first, tmp_path / "a.csv", **settings)
+    train.train(prepared, second, tmp_path / "b.csv", **settings)
     assert first.read_bytes() == second.read_bytes()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     with zipfile.ZipFile(first) as archive:
