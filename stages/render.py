@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stages import artifacts, cli, config
+from stages import artifacts, cli, config, summary
 
 RIGHT, WRONG = "blue", "red"
 DPI = 100
@@ -117,16 +117,6 @@ def misclassified_gallery(images: np.ndarray, wrong: pd.DataFrame, count: int) -
     return figure
 
 
-def most_confused(matrix: np.ndarray, top: int) -> pd.DataFrame:
-    """The off-diagonal cells with the most images: which digit was taken for which."""
-    true, predicted = np.nonzero(~np.eye(len(matrix), dtype=bool))
-    pairs = pd.DataFrame({"true": true, "predicted": predicted, "count": matrix[true, predicted]})
-    pairs = pairs[pairs["count"] > 0]
-    return pairs.sort_values(["count", "true", "predicted"], ascending=[False, True, True]).head(
-        top
-    )
-
-
 def markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
     lines += [
@@ -138,31 +128,13 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def confusion_summary(matrix: np.ndarray, per_class: pd.DataFrame, top: int) -> str:
     total = int(matrix.sum())
     right = int(np.trace(matrix))
-    accuracy = pd.DataFrame(
-        {
-            "digit": per_class["digit"],
-            "test images": per_class["support"],
-            "right": np.diag(matrix),
-            "accuracy": [f"{r:.2%}" for r in per_class["recall"]],
-            "precision": [f"{p:.3f}" for p in per_class["precision"]],
-            "F1": [f"{f:.3f}" for f in per_class["f1"]],
-        }
-    )
-    pairs = most_confused(matrix, top)
-    pairs_table = pd.DataFrame(
-        {
-            "true -> predicted": [
-                f"{t} -> {p}" for t, p in zip(pairs["true"], pairs["predicted"], strict=True)
-            ],
-            "images": pairs["count"],
-        }
-    )
-    confused = markdown_table(pairs_table) if len(pairs) else "No digit was mistaken for another."
+    pairs = summary.confused_pairs_table(matrix, top)
+    confused = markdown_table(pairs) if len(pairs) else "No digit was mistaken for another."
     return (
         "# Confusion summary\n\n"
         f"{right} of {total} test digits right ({right / total:.2%}).\n\n"
         "## Per digit\n\n"
-        f"{markdown_table(accuracy)}\n\n"
+        f"{markdown_table(summary.per_digit_table(matrix, per_class))}\n\n"
         "## Most confused pairs\n\n"
         f"{confused}\n"
     )
@@ -200,7 +172,9 @@ def render(
             prediction_grid(images, true, predicted, grid_size), tmp / "prediction_grid.png"
         )
         save_figure(
-            first_prediction(images[0], first["true"], first["predicted"], first["confidence"]),
+            first_prediction(
+                images[0], int(first["true"]), int(first["predicted"]), first["confidence"]
+            ),
             tmp / "first_prediction.png",
         )
         save_figure(confusion_heatmap(matrix), tmp / "confusion_matrix.png")
