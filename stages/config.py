@@ -113,6 +113,7 @@ PATH_KEYS = (
     "confusion",
     "figures",
     "summary",
+    "page",
 )
 
 SCHEMA: dict[str, Rule] = {

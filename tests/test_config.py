@@ -175,7 +175,7 @@ class Recorder:
         return self.params.path(name)
 
 
-@pytest.mark.parametrize("stage", ["download", "prepare", "train", "evaluate", "render"])
+@pytest.mark.parametrize("stage", ["download", "prepare", "train", "evaluate", "render", "page"])
 def test_each_stage_reads_exactly_what_it_declares(stage, params, dvc_spec, monkeypatch):
     """main() must use every declared key and path: a declared but unread key would rerun the
     stage for nothing; an undeclared one raises (see above)."""
@@ -231,7 +231,7 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
     without a rebuild would leave it describing a build nobody can reproduce."""
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     flat = config.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    assert set(lock["stages"]) == {"download", "prepare", "train", "evaluate", "render"}
+    assert set(lock["stages"]) == {"download", "prepare", "train", "evaluate", "render", "page"}
     for stage in lock["stages"].values():
         for dep in stage["deps"]:
             source = ROOT / dep["path"]

@@ -26,7 +26,7 @@ def lesson(tmp_path_factory):
 
 def test_every_stage_runs_and_the_data_is_the_canonical_mnist(lesson):
     project, output = lesson
-    assert stages_run(output) == ["download", "prepare", "train", "evaluate", "render"]
+    assert stages_run(output) == ["download", "prepare", "train", "evaluate", "render", "page"]
     assert "verified MNIST from mirror" in output
     assert "Epoch 5/5" in output
     with np.load(project / "data/raw/mnist.npz") as raw:
@@ -40,6 +40,8 @@ def test_the_lesson_reaches_97_percent_on_the_test_set(lesson):
     metrics = json.loads((project / "reports/metrics.json").read_text())["test"]
     assert metrics["images"] == 10_000
     assert metrics["accuracy"] >= 0.97
+    page = (project / "reports/index.html").read_text()
+    assert f"Test accuracy <strong>{metrics['accuracy']:.2%}</strong>" in page
 
 
 @pytest.fixture

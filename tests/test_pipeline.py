@@ -16,8 +16,8 @@ from tests.conftest import copy_project, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["download", "prepare", "train", "evaluate", "render"]
-MODEL_STAGES = ["train", "evaluate", "render"]
+ALL_STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
+MODEL_STAGES = ["train", "evaluate", "render", "page"]
 
 
 def repro(project, *args):
@@ -62,10 +62,10 @@ def test_what_reruns_when_a_setting_changes(project):
     assert repro(project) == MODEL_STAGES
 
     set_params(project, render__grid_size=3)
-    assert repro(project) == ["render"]
+    assert repro(project) == ["render", "page"]
 
     set_params(project, prepare__test_size=400)
-    assert repro(project) == ["prepare", "train", "evaluate", "render"]
+    assert repro(project) == ["prepare", "train", "evaluate", "render", "page"]
     assert repro(project) == []
     assert "up to date" in run(["dvc", "status"], project).stdout
 

@@ -1,0 +1,235 @@
+"""Page: one self-contained HTML page telling the lesson's story for this build.
+
+Reads:  paths.metrics, paths.confusion, paths.per_class, paths.figures (the PNGs are embedded),
+        paths.raw and paths.model (for their digests); params model.*, train.* (shown) and
+        render.confused_pairs.
+Writes: paths.page, an HTML file with no outside references: it works offline, can be mailed
+        or published as it is, and reads on a phone as on a projector.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages import artifacts, cli, config, summary
+
+# The packages whose versions decide what a build produces.
+PACKAGES = ("tensorflow-cpu", "keras", "numpy", "pandas", "matplotlib", "dvc")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; color: #1a1a1a; background: #fff;
+       line-height: 1.5; }
+main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.8rem; margin-bottom: 0.2rem; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
+.score { font-size: 1.3rem; }
+figure { margin: 1rem 0; }
+img { max-width: 100%; height: auto; display: block; }
+figcaption { color: #555; font-size: 0.95rem; }
+.pair { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+.pair figure { flex: 1 1 18rem; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.5rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+code { font-size: 0.9rem; word-break: break-all; }
+"""
+
+
+# Each figure render draws, with its alt text and its caption.
+FIGURES = {
+    "prediction_grid": (
+        "A grid of test digits, each titled with the predicted and the true digit, "
+        "blue when the prediction is right and red when it is wrong",
+        "The first test digits: Pred is the model's answer, True the label; "
+        "blue is right, red is wrong.",
+    ),
+    "first_prediction": (
+        "The first test image with the model's prediction and its confidence",
+        "The first test image, as the lesson shows it.",
+    ),
+    "training_curves": (
+        "Line charts of loss and accuracy for each training epoch",
+        "Loss and accuracy after each epoch, with validation curves when part of the "
+        "training images was held out.",
+    ),
+    "confusion_matrix": (
+        "A 10 by 10 heatmap counting test images by true digit (rows) and predicted digit "
+        "(columns)",
+        "Confusion matrix: rows are the true digits, columns the predictions; everything off "
+        "the diagonal is a mistake.",
+    ),
+    "misclassified": (
+        "A gallery of misclassified test digits, each titled with the prediction and the label",
+        "Misclassified test digits: would you have read them right?",
+    ),
+}
+
+
+def md5(path: Path) -> str:
+    """The digest DVC records for a file in dvc.lock."""
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedded_image(path: Path, alt: str, caption: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def table(frame: pd.DataFrame) -> str:
+    return f'<div class="table">{frame.to_html(index=False, border=0, escape=True)}</div>'
+
+
+def settings_table(settings: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"setting": list(settings), "value": [json.dumps(v) for v in settings.values()]}
+    )
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def build_page(
+    *,
+    metrics: dict[str, Any],
+    settings: dict[str, Any],
+    matrix: np.ndarray,
+    per_class: pd.DataFrame,
+    figures: Path,
+    confused_pairs: int,
+    digests: dict[str, str],
+    package_versions: dict[str, str],
+) -> str:
+    test = metrics["test"]
+    pairs = summary.confused_pairs_table(matrix, confused_pairs)
+    stamp = pd.DataFrame(
+        {
+            "what": [*package_versions, *digests],
+            "version or md5": [*package_versions.values(), *digests.values()],
+        }
+    )
+    right = int(np.trace(matrix))
+    images = {
+        name: embedded_image(figures / f"{name}.png", alt, caption)
+        for name, (alt, caption) in FIGURES.items()
+    }
+    confused = table(pairs) if len(pairs) else "<p>No digit was mistaken for another.</p>"
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Simple Digit Predictor: test accuracy {test["accuracy"]:.2%}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+<h1>Simple Digit Predictor Using Deep Learning</h1>
+<p>A neural network learned to read handwritten digits from the training images of MNIST.
+This page shows how it does on the {test["images"]:,} test images it never saw.</p>
+<p class="score">Test accuracy <strong>{test["accuracy"]:.2%}</strong>
+({right:,} of {test["images"]:,} right), test loss {test["loss"]:.4f},
+macro F1 {test["macro_f1"]:.4f}.</p>
+
+<h2>Predictions</h2>
+<div class="pair">
+{images["prediction_grid"]}
+{images["first_prediction"]}
+</div>
+
+<h2>Training</h2>
+{images["training_curves"]}
+
+<h2>Where it goes wrong</h2>
+{images["confusion_matrix"]}
+<h3>Per digit</h3>
+{table(summary.per_digit_table(matrix, per_class))}
+<h3>Most confused pairs</h3>
+{confused}
+{images["misclassified"]}
+
+<h2>Settings of this build</h2>
+{table(settings_table(settings))}
+
+<h2>Reproducibility</h2>
+<p>Rebuilding with the same settings and these versions gives the same files, byte for byte.
+The digests are those DVC records in <code>dvc.lock</code>.</p>
+{table(stamp)}
+</main>
+</body>
+</html>
+"""
+
+
+def page(
+    metrics_path: Path,
+    confusion_path: Path,
+    per_class_path: Path,
+    figures: Path,
+    raw: Path,
+    model: Path,
+    page_path: Path,
+    *,
+    settings: dict[str, Any],
+    confused_pairs: int,
+) -> None:
+    text = build_page(
+        metrics=json.loads(Path(metrics_path).read_text()),
+        settings=settings,
+        matrix=pd.read_csv(confusion_path).drop(columns="true").to_numpy(),
+        per_class=pd.read_csv(per_class_path),
+        figures=Path(figures),
+        confused_pairs=confused_pairs,
+        digests={str(raw): md5(raw), str(model): md5(model)},
+        package_versions=versions(),
+    )
+    artifacts.write_text(page_path, text)
+    print(f"page: {page_path} ({len(text.encode()) / 2**10:.0f} KiB, self-contained)")
+
+
+SHOWN_SECTIONS = ("model.", "train.")
+
+
+def main() -> None:
+    params = config.load("page")
+    settings = {key: params[key] for key in params.values if key.startswith(SHOWN_SECTIONS)}
+    page(
+        params.path("metrics"),
+        params.path("confusion"),
+        params.path("per_class"),
+        params.path("figures"),
+        params.path("raw"),
+        params.path("model"),
+        params.path("page"),
+        settings=settings,
+        confused_pairs=params["render.confused_pairs"],
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,151 @@
+"""The course page: self-contained, described for screen readers, and it loads in a browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import page, prepare, render
+
+
+@pytest.fixture
+def built_reports(write_tiny_raw, tmp_path, rng):
+    """What evaluate and render leave behind, for 30 test digits, without training."""
+    prepared = tmp_path / "prepared"
+    prepare.prepare(write_tiny_raw, prepared, train_size=60, test_size=30)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    true = np.arange(30) % 10
+    predicted = np.where(np.arange(30) % 7 == 0, (true + 1) % 10, true)
+    pd.DataFrame(
+        {"index": range(30), "true": true, "predicted": predicted, "confidence": 0.9}
+    ).to_csv(reports / "predictions.csv", index=False)
+    matrix = np.zeros((10, 10), dtype=int)
+    np.add.at(matrix, (true, predicted), 1)
+    confusion = pd.DataFrame(matrix, columns=[str(d) for d in range(10)])
+    confusion.insert(0, "true", range(10))
+    confusion.to_csv(reports / "confusion.csv", index=False)
+    pd.DataFrame(
+        {"digit": range(10), "precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 3}
+    ).to_csv(reports / "per_class.csv", index=False)
+    pd.DataFrame({"epoch": [0, 1], "accuracy": [0.5, 0.7], "loss": [1.0, 0.6]}).to_csv(
+        reports / "history.csv", index=False
+    )
+    (reports / "metrics.json").write_text(
+        json.dumps({"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30}})
+    )
+    render.render(
+        prepared,
+        reports / "predictions.csv",
+        reports / "confusion.csv",
+        reports / "per_class.csv",
+        reports / "history.csv",
+        reports / "figures",
+        reports / "summary.md",
+        grid_size=3,
+        misclassified=5,
+        confused_pairs=3,
+    )
+    (tmp_path / "model.keras").write_bytes(b"stand-in model")
+    return tmp_path
+
+
+def make_page(built, **settings):
+    out = built / "reports" / "index.html"
+    page.page(
+        built / "reports/metrics.json",
+        built / "reports/confusion.csv",
+        built / "reports/per_class.csv",
+        built / "reports/figures",
+        built / "raw/mnist.npz",
+        built / "model.keras",
+        out,
+        settings=settings or {"train.epochs": 5, "model.hidden_units": [128]},
+        confused_pairs=3,
+    )
+    return out.read_text()
+
+
+def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(built_reports):
+    text = make_page(built_reports)
+    assert "Test accuracy <strong>80.00%</strong>" in text
+    assert "<td>train.epochs</td>" in text and "<td>[128]</td>" in text
+    assert "3 -&gt; 4" in text or "0 -&gt; 1" in text  # the most-confused pairs table
+    assert page.md5(built_reports / "model.keras") in text
+    assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', text) == []
+    assert "<script" not in text and "http://" not in text and "https://" not in text
+    images = re.findall(r"<img [^>]*>", text)
+    assert len(images) == 5
+    assert all(re.search(r'alt="[^"]{20,}"', image) for image in images)
+
+
+def test_setting_values_are_escaped(built_reports):
+    text = make_page(built_reports, **{"model.activation": "<b>relu</b>"})
+    assert "<b>relu</b>" not in text and "&lt;b&gt;" in text
+
+
+def test_the_page_repeats_to_the_byte(built_reports):
+    assert make_page(built_reports) == make_page(built_reports)
+
+
+def chromium() -> str:
+    """Debian's chromium, installed here if this machine does not have it yet."""
+    found = shutil.which("chromium")
+    if found is None:
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+        ):
+            subprocess.run(
+                command,
+                check=True,
+                capture_output=True,
+                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        found = shutil.which("chromium")
+    assert found, "chromium could not be installed with apt-get"
+    return found
+
+
+@pytest.mark.slow
+def test_the_page_loads_in_a_real_browser_with_every_image_and_no_request_out(
+    built_reports, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+
+    make_page(built_reports)
+    url = (built_reports / "reports/index.html").as_uri()
+    requests = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        for width, name in ((1280, "projector"), (375, "phone")):
+            view = browser.new_page(viewport={"width": width, "height": 800})
+            view.on("request", lambda request: requests.append(request.url))
+            view.goto(url, wait_until="load")
+            widths = view.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+            assert len(widths) == 5 and all(w > 0 for w in widths), widths
+            assert "Test accuracy 80.00%" in view.inner_text(".score")
+            overflow = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the page is wider than a {width}px screen"
+            view.screenshot(path=tmp_path / f"{name}.png", full_page=True)
+            view.close()
+        browser.close()
+    assert (tmp_path / "phone.png").stat().st_size > 10_000
+    left = [r for r in requests if not r.startswith(("file://", "data:"))]
+    assert left == [] and requests[0] == url
