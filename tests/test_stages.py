@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, evaluate, prepare, render, train
+from stages import artifacts, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
 from tests.conftest import ROOT
 
@@ -206,14 +207,23 @@ def test_predictions_table_takes_the_most_probable_digit():
 
 def test_most_confused_pairs_are_sorted_by_count():
     matrix = np.array([[5, 2, 0], [0, 5, 3], [2, 0, 5]])
-    pairs = render.most_confused(matrix, top=2)
+    pairs = summary.most_confused(matrix, top=2)
     assert list(zip(pairs["true"], pairs["predicted"], pairs["count"], strict=True)) == [
         (1, 2, 3),
         (0, 1, 2),
     ]
 
 
-def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path):
+def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
+    titles = []
+    draw_first = render.first_prediction
+
+    def first_prediction(*args):
+        figure = draw_first(*args)
+        titles.append(figure.axes[0].get_title())
+        return figure
+
+    monkeypatch.setattr(render, "first_prediction", first_prediction)
     reports = tmp_path / "reports"
     train.train(prepared, tmp_path / "model.keras", reports / "history.csv", **TRAIN_SETTINGS)
     scores = evaluate.evaluate(
@@ -253,10 +263,11 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path):
     ]
     for figure in (reports / "figures").iterdir():
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    summary = (reports / "summary.md").read_text()
+    assert re.fullmatch(r"Predicted: \d \(\d+\.\d% sure\)\nTrue: \d", titles[0])
+    summary_text = (reports / "summary.md").read_text()
     right = int(np.trace(confusion.drop(columns="true").to_numpy()))
-    assert f"{right} of 30 test digits right" in summary
-    assert "## Most confused pairs" in summary
+    assert f"{right} of 30 test digits right" in summary_text
+    assert "## Most confused pairs" in summary_text
 
 
 def test_the_grid_colours_right_blue_and_wrong_red(rng):
