@@ -8,6 +8,7 @@ Writes: paths.model (the trained Keras model) and paths.history (loss and accura
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,7 +103,8 @@ def train(
                     monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
                 )
             )
-        model.fit(
+        started = time.perf_counter()
+        history = model.fit(
             x_train,
             y_train,
             epochs=epochs,
@@ -111,7 +113,15 @@ def train(
             callbacks=callbacks,
             verbose=2,
         )
+        seconds = time.perf_counter() - started
         save_model(model, model_path)
+    # Keras holds out the last validation_split of the images; the rest are trained on.
+    images = len(x_train) - int(len(x_train) * validation_split)
+    epochs_run = len(history.epoch)
+    print(
+        f"train: {epochs_run} epochs over {images} images in {seconds:.1f} s "
+        f"({images * epochs_run / seconds:,.0f} images/s)"
+    )
     return model
 
 

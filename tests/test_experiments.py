@@ -1,0 +1,58 @@
+"""Variants of the lesson as DVC experiments, queued and run two at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import copy_project, run, set_params
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, real_mnist):
+    project = copy_project(tmp_path / "project")
+    set_params(
+        project,
+        data__source=str(real_mnist),
+        prepare__train_size=1000,
+        prepare__test_size=200,
+        train__epochs=1,
+    )
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "baseline build"], project)
+
+    run(["dvc", "exp", "run", "--queue", "-n", "logistic", "-S", "model.hidden_units=[]"], project)
+    run(
+        ["dvc", "exp", "run", "--queue", "-n", "deeper", "-S", "model.hidden_units=[32,16]",
+         "-S", "model.activation=leaky_relu", "-S", "train.optimizer=rmsprop",
+         "-S", "train.augmentation.rotation=10"],
+        project,
+    )  # fmt: skip
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    experiments = {
+        exp["name"]: exp
+        for commit in shown
+        for exp in (commit.get("experiments") or [])
+        for exp in exp["revs"]
+        if exp.get("name")
+    }
+    assert {"logistic", "deeper"} <= set(experiments)
+    for name, hidden in (("logistic", []), ("deeper", [32, 16])):
+        data = experiments[name]["data"]
+        params = data["params"]["params.yaml"]["data"]
+        assert params["model"]["hidden_units"] == hidden
+        accuracy = data["metrics"]["reports/metrics.json"]["data"]["test"]["accuracy"]
+        assert 0.5 < accuracy <= 1.0
