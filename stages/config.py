@@ -217,6 +217,10 @@ class StageParams:
             raise KeyError(f"{key} is not declared under stages.{self.stage}.params in {DVC_FILE}")
         return self.values[key]
 
+    def keys(self) -> list[str]:
+        """The declared params keys, dotted."""
+        return list(self.values)
+
     def path(self, name: str) -> Path:
         if name not in self.paths:
             raise KeyError(

@@ -170,6 +170,9 @@ class Recorder:
         self.read.add(key)
         return self.params[key]
 
+    def keys(self):
+        return self.params.keys()
+
     def path(self, name):
         self.read.add(f"paths.{name}")
         return self.params.path(name)
