@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
@@ -43,7 +44,8 @@ def build_model(
 
     dense: Flatten, the hidden Dense layers, a 10-way softmax; `hidden_units=[]` leaves only
     the softmax layer, which is multinomial logistic regression.
-    cnn: two blocks of Conv2D and MaxPooling2D (32 and 64 filters of 3x3) before them.
+    cnn: two blocks of Conv2D and MaxPooling2D (32 and 64 filters of 5x5) and a 25% dropout
+    before them.
     rotation (degrees), zoom and shift (fractions) add random augmentation layers, which
     change training images only and pass images through unchanged at prediction time.
     """
@@ -90,15 +92,18 @@ def build_model(
             )
         )
     if kind == "cnn":
+        # Two blocks of 5x5 convolutions and 2x2 pooling, as in TensorFlow's classic
+        # "Deep MNIST" tutorial, then dropout against overfitting the 60,000 images.
         for block, filters in enumerate((32, 64), start=1):
-            stack.extend(activated(layers.Conv2D, filters, 3, name=f"conv_{block}"))
+            stack.extend(activated(layers.Conv2D, filters, 5, name=f"conv_{block}"))
             stack.append(layers.MaxPooling2D(2, name=f"pool_{block}"))
+        stack.append(layers.Dropout(0.25, seed=_offset(seed, 3), name="conv_dropout"))
     stack.append(layers.Flatten(name="flatten"))
     for number, units in enumerate(hidden_units, start=1):
         stack.extend(activated(layers.Dense, units, name=f"hidden_{number}"))
         if dropout:
             stack.append(
-                layers.Dropout(dropout, seed=_offset(seed, 2 + number), name=f"dropout_{number}")
+                layers.Dropout(dropout, seed=_offset(seed, 3 + number), name=f"dropout_{number}")
             )
     stack.append(layers.Dense(NUM_CLASSES, activation="softmax", name="digit_probabilities"))
     return keras.Sequential(stack, name=f"digit_predictor_{kind}")
@@ -107,6 +112,31 @@ def build_model(
 def _offset(seed: int | None, offset: int) -> int | None:
     """A separate seed per random layer, so their random draws are not the same."""
     return None if seed is None else seed + offset
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """The training images batch by batch, in a new seeded order every epoch.
+
+    fit(x, y) would copy the whole array into TensorFlow, twice; reading each batch from the
+    memory-mapped array instead keeps training under 1 GiB at the same speed.
+    """
+
+    def __init__(self, images, labels, batch_size: int, seed: int):
+        super().__init__()
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        # Sorted, so each batch reads the memory map front to back.
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        return self.images[rows], self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.images))
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from stages import artifacts, cli, config
 
 if TYPE_CHECKING:
@@ -83,10 +85,15 @@ def train(
     hidden_units, activation, ...), with `augmentation` (rotation, zoom, shift) if given."""
     # Imported here rather than at the top, so that main() reports a params mistake at once
     # instead of after TensorFlow's import, which takes seconds.
-    from stages.model import build_model, keras, make_optimizer, seed_everything
+    from stages.model import ShuffledBatches, build_model, keras, make_optimizer, seed_everything
 
     seed_everything(seed)
-    x_train, y_train = artifacts.read_split(prepared, "train")
+    images, labels = artifacts.read_split(prepared, "train")
+    # Like fit(validation_split=...), hold out the last part of the images for validation.
+    held_out = int(len(images) * validation_split)
+    kept = len(images) - held_out
+    batches = ShuffledBatches(images[:kept], labels[:kept], batch_size, seed)
+    validation = (np.asarray(images[kept:]), np.asarray(labels[kept:])) if held_out else None
     model = build_model(**architecture, **(augmentation or {}), seed=seed)
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
@@ -105,22 +112,18 @@ def train(
             )
         started = time.perf_counter()
         history = model.fit(
-            x_train,
-            y_train,
+            batches,
             epochs=epochs,
-            batch_size=batch_size,
-            validation_split=validation_split,
+            validation_data=validation,
             callbacks=callbacks,
             verbose=2,
         )
         seconds = time.perf_counter() - started
         save_model(model, model_path)
-    # Keras holds out the last validation_split of the images; the rest are trained on.
-    images = len(x_train) - int(len(x_train) * validation_split)
     epochs_run = len(history.epoch)
     print(
-        f"train: {epochs_run} epochs over {images} images in {seconds:.1f} s "
-        f"({images * epochs_run / seconds:,.0f} images/s)"
+        f"train: {epochs_run} epochs over {kept} images in {seconds:.1f} s "
+        f"({kept * epochs_run / seconds:,.0f} images/s)"
     )
     return model
 

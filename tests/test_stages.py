@@ -88,9 +88,11 @@ def test_the_cnn_has_two_convolution_blocks_before_the_dense_layers():
     model = build_model(kind="cnn", hidden_units=[64])
     names = [type(layer).__name__ for layer in model.layers]
     assert names == [
-        "Reshape", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"
+        "Reshape", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Dropout", "Flatten",
+        "Dense", "Dense",
     ]  # fmt: skip
     assert [model.layers[i].filters for i in (1, 3)] == [32, 64]
+    assert model.layers[1].kernel_size == (5, 5)
     assert model.output_shape == (None, 10)
 
 
