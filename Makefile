@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help repro test lint format bench clean-venv
+.PHONY: help venv repro test lint format bench clean-venv
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -19,6 +19,8 @@ $(BIN)/activate: requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other targets do too).
 
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/dvc repro
