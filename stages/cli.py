@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class StageError(Exception):
@@ -41,3 +42,24 @@ class Interrupted(KeyboardInterrupt):
 
 def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted(signum)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[list[int]]:
+    """Within the block, note Ctrl-C and SIGTERM instead of raising at once; raise after it.
+
+    An exception raised while TensorFlow runs Python code on its own threads (as it does for
+    a keras.utils.PyDataset) can abort the process without cleaning up. The block's code
+    checks the yielded list at a safe point (a Keras callback) and stops there.
+    """
+    received: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in signals}  # fmt: skip
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise Interrupted(received[0])

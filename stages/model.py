@@ -139,6 +139,19 @@ class ShuffledBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.images))
 
 
+class StopWhenInterrupted(keras.callbacks.Callback):
+    """Ends fit() after the current batches once `interrupts` (from cli.deferred_interrupts)
+    holds a signal, so the stage can stop cleanly."""
+
+    def __init__(self, interrupts: list[int]):
+        super().__init__()
+        self.interrupts = interrupts
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.interrupts:
+            self.model.stop_training = True
+
+
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     # Named for the same reason as the layers: Keras would number a second "adam" "adam_1".
     if name == "adam":

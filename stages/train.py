@@ -85,7 +85,14 @@ def train(
     hidden_units, activation, ...), with `augmentation` (rotation, zoom, shift) if given."""
     # Imported here rather than at the top, so that main() reports a params mistake at once
     # instead of after TensorFlow's import, which takes seconds.
-    from stages.model import ShuffledBatches, build_model, keras, make_optimizer, seed_everything
+    from stages.model import (
+        ShuffledBatches,
+        StopWhenInterrupted,
+        build_model,
+        keras,
+        make_optimizer,
+        seed_everything,
+    )
 
     seed_everything(seed)
     images, labels = artifacts.read_split(prepared, "train")
@@ -103,22 +110,30 @@ def train(
     )
     model.summary(print_fn=lambda line, **_: print(line))
     with artifacts.atomic_file(history_path) as history_tmp:
-        callbacks = [keras.callbacks.CSVLogger(str(history_tmp))]
-        if early_stopping_patience:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
+        # A Ctrl-C or SIGTERM ends fit() at the next batch; leaving this block then raises,
+        # and atomic_file removes the unfinished history.
+        with cli.deferred_interrupts() as interrupts:
+            callbacks = [
+                keras.callbacks.CSVLogger(str(history_tmp)),
+                StopWhenInterrupted(interrupts),
+            ]
+            if early_stopping_patience:
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        monitor="val_loss",
+                        patience=early_stopping_patience,
+                        restore_best_weights=True,
+                    )
                 )
+            started = time.perf_counter()
+            history = model.fit(
+                batches,
+                epochs=epochs,
+                validation_data=validation,
+                callbacks=callbacks,
+                verbose=2,
             )
-        started = time.perf_counter()
-        history = model.fit(
-            batches,
-            epochs=epochs,
-            validation_data=validation,
-            callbacks=callbacks,
-            verbose=2,
-        )
-        seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started
         save_model(model, model_path)
     epochs_run = len(history.epoch)
     print(
