@@ -217,7 +217,7 @@ class StageParams:
             raise KeyError(f"{key} is not declared under stages.{self.stage}.params in {DVC_FILE}")
         return self.values[key]
 
-    def keys(self) -> list[str]:
+    def declared_keys(self) -> list[str]:
         """The declared params keys, dotted."""
         return list(self.values)
 

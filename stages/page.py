@@ -217,7 +217,9 @@ SHOWN_SECTIONS = ("model.", "train.")
 
 def main() -> None:
     params = config.load("page")
-    settings = {key: params[key] for key in params.keys() if key.startswith(SHOWN_SECTIONS)}
+    settings = {
+        key: params[key] for key in params.declared_keys() if key.startswith(SHOWN_SECTIONS)
+    }
     page(
         params.path("metrics"),
         params.path("confusion"),

@@ -170,8 +170,8 @@ class Recorder:
         self.read.add(key)
         return self.params[key]
 
-    def keys(self):
-        return self.params.keys()
+    def declared_keys(self):
+        return self.params.declared_keys()
 
     def path(self, name):
         self.read.add(f"paths.{name}")
