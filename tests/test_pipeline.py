@@ -79,3 +79,29 @@ def test_metrics_and_plots_commands_read_the_declared_outputs(project):
     html = (project / "plots-out" / "index.html").read_text()
     for expected in ("Training curves", "Confusion matrix", "prediction_grid.png"):
         assert expected in html
+
+
+def test_reverting_a_change_restores_the_results_from_the_run_cache(project):
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+    before = (project / "models/model.keras").read_bytes()
+
+    set_params(project, train__epochs=3)  # a value no earlier test in this module built
+    assert repro(project) == MODEL_STAGES
+    assert (project / "models/model.keras").read_bytes() != before
+
+    run(["git", "checkout", "params.yaml"], project)
+    output = run(["dvc", "repro"], project).stdout
+    assert stages_run(output) == []
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in output
+    assert (project / "models/model.keras").read_bytes() == before
+
+
+def test_two_forced_rebuilds_give_the_same_bytes(project):
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+    first = (project / "dvc.lock").read_text()
+    assert repro(project, "--force") == ALL_STAGES
+    assert (project / "dvc.lock").read_text() == first
+    assert repro(project, "--force") == ALL_STAGES
+    assert (project / "dvc.lock").read_text() == first
