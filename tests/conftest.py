@@ -51,10 +51,15 @@ def real_mnist(request: pytest.FixtureRequest) -> Path:
     return path
 
 
+def venv_env() -> dict[str, str]:
+    """The environment with this interpreter's folder first on PATH, as `make` sets it, so
+    that dvc and the stages' `python` are the project's."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
 def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with this interpreter's folder first on PATH, as `make` does."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    """Run a command in the project's environment and capture its output."""
+    result = subprocess.run(command, cwd=cwd, env=venv_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -87,6 +92,27 @@ def copy_project(dest: Path) -> Path:
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "project"], dest)
     return dest
+
+
+def small_project(dest: Path, mnist: Path, *, train_size: int = 2000, test_size: int = 500) -> Path:
+    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast."""
+    project = copy_project(dest)
+    set_params(
+        project,
+        data__source=str(mnist),
+        prepare__train_size=train_size,
+        prepare__test_size=test_size,
+        train__epochs=1,
+    )
+    return project
+
+
+def build_and_commit(project: Path) -> str:
+    """`dvc repro`, then commit the build as a course author would; return its output."""
+    output = run(["dvc", "repro"], project).stdout
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "build"], project)
+    return output
 
 
 def stages_run(output: str) -> list[str]:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 
-from tests.conftest import copy_project, run, set_params
+from tests.conftest import build_and_commit, run, small_project, venv_env
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, real_mnist):
-    project = copy_project(tmp_path / "project")
-    set_params(
-        project,
-        data__source=str(real_mnist),
-        prepare__train_size=1000,
-        prepare__test_size=200,
-        train__epochs=1,
-    )
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "baseline build"], project)
+    project = small_project(tmp_path / "project", real_mnist, train_size=1000, test_size=200)
+    build_and_commit(project)
 
     run(["dvc", "exp", "run", "--queue", "-n", "logistic", "-S", "model.hidden_units=[]"], project)
     run(
@@ -32,13 +24,26 @@ def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, real_
          "-S", "train.augmentation.rotation=10"],
         project,
     )  # fmt: skip
-    run(["dvc", "queue", "start", "-j", "2"], project)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], project).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    # The workers `dvc queue start` spawns outlive it and keep its output open: send that to a
+    # file, or reading it would wait for the workers to end.
+    with open(tmp_path / "queue.log", "w") as log:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"],
+            cwd=project,
+            env=venv_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            status = run(["dvc", "queue", "status"], project).stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(3)
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], project, check=False)
     assert status.count("Success") == 2, status
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)

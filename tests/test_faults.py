@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import copy_project, run, set_params, stages_run
+from tests.conftest import build_and_commit, run, set_params, small_project, stages_run, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -47,28 +47,16 @@ def leftovers(project):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, real_mnist):
-    project = copy_project(tmp_path_factory.mktemp("faults") / "project")
-    set_params(
-        project,
-        data__source=str(real_mnist),
-        prepare__train_size=2000,
-        prepare__test_size=500,
-        train__epochs=1,
-    )
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "built"], project)
+    project = small_project(tmp_path_factory.mktemp("faults") / "project", real_mnist)
+    build_and_commit(project)
     return project
 
 
 def start(command, project):
-    env = dict(
-        os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
-    )
     return subprocess.Popen(
         command,
         cwd=project,
-        env=env,
+        env=venv_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

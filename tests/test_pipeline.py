@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stages import download
-from tests.conftest import copy_project, run, set_params, stages_run
+from tests.conftest import build_and_commit, run, set_params, small_project, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +26,8 @@ def repro(project, *args):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, real_mnist):
-    project = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
-    set_params(
-        project,
-        data__source=str(real_mnist),
-        prepare__train_size=2000,
-        prepare__test_size=500,
-        train__epochs=1,
-    )
-    assert repro(project) == ALL_STAGES
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "first build"], project)
+    project = small_project(tmp_path_factory.mktemp("pipeline") / "project", real_mnist)
+    assert stages_run(build_and_commit(project)) == ALL_STAGES
     return project
 
 

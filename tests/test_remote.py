@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import copy_project, run, set_params, stages_run
+from tests.conftest import build_and_commit, run, small_project, stages_run
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_pushed_build_is_pulled_into_a_fresh_clone_and_nothing_reruns(tmp_path, real_mnist):
-    origin = copy_project(tmp_path / "origin")
-    set_params(
-        origin,
-        data__source=str(real_mnist),
-        prepare__train_size=1000,
-        prepare__test_size=200,
-        train__epochs=1,
-    )
+    origin = small_project(tmp_path / "origin", real_mnist, train_size=1000, test_size=200)
     run(["dvc", "remote", "add", "--default", "shared", str(tmp_path / "remote")], origin)
-    run(["dvc", "repro"], origin)
-    run(["git", "add", "-A"], origin)
-    run(["git", "commit", "-q", "-m", "build"], origin)
+    build_and_commit(origin)
     pushed = run(["dvc", "push"], origin).stdout
     assert "pushed" in pushed
 
