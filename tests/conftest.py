@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import artifacts, download
+from stages import artifacts, download, render
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a copy of the project needs to run: the pipeline, its params, code and pins.
@@ -92,6 +92,22 @@ def copy_project(dest: Path) -> Path:
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "project"], dest)
     return dest
+
+
+def render_reports(prepared: Path, reports: Path, *, misclassified: int) -> None:
+    """Run render on what evaluate left in `reports` (confusion.csv, per_class.csv, ...)."""
+    render.render(
+        prepared,
+        reports / "predictions.csv",
+        reports / "confusion.csv",
+        reports / "per_class.csv",
+        reports / "history.csv",
+        reports / "figures",
+        reports / "summary.md",
+        grid_size=3,
+        misclassified=misclassified,
+        confused_pairs=3,
+    )
 
 
 def small_project(dest: Path, mnist: Path, *, train_size: int = 2000, test_size: int = 500) -> Path:

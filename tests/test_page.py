@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import page, prepare, render
+from stages import page, prepare
+from tests.conftest import render_reports
 
 
 @pytest.fixture
@@ -40,18 +41,7 @@ def built_reports(write_tiny_raw, tmp_path, rng):
     (reports / "metrics.json").write_text(
         json.dumps({"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30}})
     )
-    render.render(
-        prepared,
-        reports / "predictions.csv",
-        reports / "confusion.csv",
-        reports / "per_class.csv",
-        reports / "history.csv",
-        reports / "figures",
-        reports / "summary.md",
-        grid_size=3,
-        misclassified=5,
-        confused_pairs=3,
-    )
+    render_reports(prepared, reports, misclassified=5)
     (tmp_path / "model.keras").write_bytes(b"stand-in model")
     return tmp_path
 

@@ -13,7 +13,7 @@ import pytest
 
 from stages import artifacts, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, render_reports
 
 TRAIN_SETTINGS = dict(
     architecture=dict(hidden_units=[16]),
@@ -243,18 +243,7 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
     assert confusion.drop(columns="true").to_numpy().sum() == 30
     assert len(pd.read_csv(reports / "per_class.csv")) == 10
 
-    render.render(
-        prepared,
-        reports / "predictions.csv",
-        reports / "confusion.csv",
-        reports / "per_class.csv",
-        reports / "history.csv",
-        reports / "figures",
-        reports / "summary.md",
-        grid_size=3,
-        misclassified=4,
-        confused_pairs=3,
-    )
+    render_reports(prepared, reports, misclassified=4)
     figures = sorted(p.name for p in (reports / "figures").iterdir())
     assert figures == [
         "confusion_matrix.png",
