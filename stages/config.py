@@ -104,7 +104,8 @@ def data_source(value: Any) -> str | None:
 
 PATH_KEYS = (
     "raw",
-    "prepared",
+    "train_set",
+    "test_set",
     "model",
     "history",
     "metrics",

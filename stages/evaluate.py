@@ -1,7 +1,7 @@
 """Evaluate: score the trained model on the test images, as the lesson's `model.evaluate`
 and `model.predict` do, and break the score down per digit.
 
-Reads:  paths.model; paths.prepared (x_test, y_test).
+Reads:  paths.model; paths.test_set (x_test, y_test).
 Writes: paths.metrics (test loss and accuracy, macro F1), paths.predictions (one row per
         test image: index, true, predicted, confidence), paths.confusion (the 10 x 10
         confusion matrix, rows true digits, columns predicted) and paths.per_class
@@ -66,7 +66,7 @@ def confusion_table(matrix: np.ndarray) -> pd.DataFrame:
 
 def evaluate(
     model_path: Path,
-    prepared: Path,
+    test_set: Path,
     metrics_path: Path,
     predictions_path: Path,
     confusion_path: Path,
@@ -76,7 +76,7 @@ def evaluate(
     from stages.model import keras
 
     model = keras.models.load_model(model_path)
-    x_test, y_test = artifacts.read_split(prepared, "test")
+    x_test, y_test = artifacts.read_split(test_set, "test")
     scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     probabilities = model.predict(x_test, verbose=0)
 
@@ -106,7 +106,7 @@ def main() -> None:
     params = config.load("evaluate")
     evaluate(
         params.path("model"),
-        params.path("prepared"),
+        params.path("test_set"),
         params.path("metrics"),
         params.path("predictions"),
         params.path("confusion"),

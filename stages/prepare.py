@@ -1,8 +1,9 @@
 """Prepare: scale the pixels to [0, 1], as the lesson does with `x_train / 255.0`.
 
 Reads:  paths.raw; params prepare.train_size and prepare.test_size.
-Writes: paths.prepared/, holding x_train.npy and x_test.npy (float32, n x 28 x 28, in [0, 1])
-        and y_train.npy and y_test.npy (uint8 digits 0-9).
+Writes: paths.train_set/ with x_train.npy (float32, n x 28 x 28, in [0, 1]) and y_train.npy
+        (uint8 digits 0-9), and paths.test_set/ with x_test.npy and y_test.npy. Two outputs, so
+        that a change to the test images alone does not retrain the model.
 """
 
 from __future__ import annotations
@@ -19,23 +20,24 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return (images / 255.0).astype(np.float32)
 
 
-def prepare(raw: Path, out_dir: Path, *, train_size: int, test_size: int) -> None:
+def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test_size: int) -> None:
     with np.load(raw, allow_pickle=False) as mnist:
         splits = {
-            "train": (mnist["x_train"][:train_size], mnist["y_train"][:train_size]),
-            "test": (mnist["x_test"][:test_size], mnist["y_test"][:test_size]),
+            "train": (train_dir, mnist["x_train"][:train_size], mnist["y_train"][:train_size]),
+            "test": (test_dir, mnist["x_test"][:test_size], mnist["y_test"][:test_size]),
         }
-    with artifacts.atomic_dir(out_dir) as tmp:
-        for split, (images, labels) in splits.items():
+    for split, (folder, images, labels) in splits.items():
+        with artifacts.atomic_dir(folder) as tmp:
             artifacts.write_split(tmp, split, normalize(images), labels)
-            print(f"prepare: {split}: {len(labels)} images scaled to [0, 1]")
+        print(f"prepare: {split}: {len(labels)} images scaled to [0, 1]")
 
 
 def main() -> None:
     params = config.load("prepare")
     prepare(
         params.path("raw"),
-        params.path("prepared"),
+        params.path("train_set"),
+        params.path("test_set"),
         train_size=params["prepare.train_size"],
         test_size=params["prepare.test_size"],
     )

@@ -1,6 +1,6 @@
 """Render: draw the lesson's figures and the confusion summary from evaluate's results.
 
-Reads:  paths.prepared (x_test, y_test), paths.predictions, paths.confusion, paths.per_class,
+Reads:  paths.test_set (x_test, y_test), paths.predictions, paths.confusion, paths.per_class,
         paths.history; params render.*.
 Writes: paths.figures/ with prediction_grid.png (the lesson's grid: blue when right, red when
         wrong), first_prediction.png, confusion_matrix.png, training_curves.png and
@@ -141,7 +141,7 @@ def confusion_summary(matrix: np.ndarray, per_class: pd.DataFrame, top: int) -> 
 
 
 def render(
-    prepared: Path,
+    test_set: Path,
     predictions_path: Path,
     confusion_path: Path,
     per_class_path: Path,
@@ -153,7 +153,7 @@ def render(
     misclassified: int,
     confused_pairs: int,
 ) -> None:
-    images, _ = artifacts.read_split(prepared, "test")
+    images, _ = artifacts.read_split(test_set, "test")
     predictions = pd.read_csv(predictions_path)
     matrix = pd.read_csv(confusion_path).drop(columns="true").to_numpy()
     per_class = pd.read_csv(per_class_path)
@@ -187,7 +187,7 @@ def render(
 def main() -> None:
     params = config.load("render")
     render(
-        params.path("prepared"),
+        params.path("test_set"),
         params.path("predictions"),
         params.path("confusion"),
         params.path("per_class"),

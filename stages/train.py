@@ -1,6 +1,6 @@
 """Train: fit the lesson's network to the prepared training images.
 
-Reads:  paths.prepared (x_train, y_train); params model.* and train.*.
+Reads:  paths.train_set (x_train, y_train); params model.* and train.*.
 Writes: paths.model (the trained Keras model) and paths.history (loss and accuracy per
         epoch, with val_loss and val_accuracy when train.validation_split > 0).
 """
@@ -67,7 +67,7 @@ def _renumber_shared_objects(config_json: bytes) -> bytes:
 
 
 def train(
-    prepared: Path,
+    train_set: Path,
     model_path: Path,
     history_path: Path,
     *,
@@ -95,7 +95,7 @@ def train(
     )
 
     seed_everything(seed)
-    images, labels = artifacts.read_split(prepared, "train")
+    images, labels = artifacts.read_split(train_set, "train")
     # Like fit(validation_split=...), hold out the last part of the images for validation.
     held_out = int(len(images) * validation_split)
     kept = len(images) - held_out
@@ -150,7 +150,7 @@ AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
 def main() -> None:
     params = config.load("train")
     train(
-        params.path("prepared"),
+        params.path("train_set"),
         params.path("model"),
         params.path("history"),
         architecture={key: params[f"model.{key}"] for key in ARCHITECTURE_KEYS},

@@ -94,10 +94,10 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def render_reports(prepared: Path, reports: Path, *, misclassified: int) -> None:
+def render_reports(test_set: Path, reports: Path, *, misclassified: int) -> None:
     """Run render on what evaluate left in `reports` (confusion.csv, per_class.csv, ...)."""
     render.render(
-        prepared,
+        test_set,
         reports / "predictions.csv",
         reports / "confusion.csv",
         reports / "per_class.csv",

@@ -146,7 +146,7 @@ def test_a_stage_sees_only_its_declared_params_and_paths(params, dvc_spec):
     render = config.declared("render", config.validate(params), dvc_spec)
     assert render["render.grid_size"] == 5
     assert set(render.paths) == {
-        "prepared", "predictions", "confusion", "per_class", "history", "figures", "summary"
+        "test_set", "predictions", "confusion", "per_class", "history", "figures", "summary"
     }  # fmt: skip
     with pytest.raises(KeyError, match="train.epochs is not declared under stages.render"):
         render["train.epochs"]

@@ -18,8 +18,8 @@ from tests.conftest import render_reports
 @pytest.fixture
 def built_reports(write_tiny_raw, tmp_path, rng):
     """What evaluate and render leave behind, for 30 test digits, without training."""
-    prepared = tmp_path / "prepared"
-    prepare.prepare(write_tiny_raw, prepared, train_size=60, test_size=30)
+    test_set = tmp_path / "test"
+    prepare.prepare(write_tiny_raw, tmp_path / "train", test_set, train_size=60, test_size=30)
     reports = tmp_path / "reports"
     reports.mkdir()
     true = np.arange(30) % 10
@@ -41,7 +41,7 @@ def built_reports(write_tiny_raw, tmp_path, rng):
     (reports / "metrics.json").write_text(
         json.dumps({"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30}})
     )
-    render_reports(prepared, reports, misclassified=5)
+    render_reports(test_set, reports, misclassified=5)
     (tmp_path / "model.keras").write_bytes(b"stand-in model")
     return tmp_path
 

@@ -35,21 +35,17 @@ def test_normalize_scales_pixels_to_unit_floats():
 def test_prepare_writes_float_images_and_keeps_the_first_images(
     write_tiny_raw, tmp_path, tiny_mnist
 ):
-    out = tmp_path / "prepared"
-    prepare.prepare(write_tiny_raw, out, train_size=50, test_size=30)
-    x_train, y_train = artifacts.read_split(out, "train")
-    x_test, y_test = artifacts.read_split(out, "test")
+    train_dir, test_dir = tmp_path / "train", tmp_path / "test"
+    prepare.prepare(write_tiny_raw, train_dir, test_dir, train_size=50, test_size=30)
+    x_train, y_train = artifacts.read_split(train_dir, "train")
+    x_test, y_test = artifacts.read_split(test_dir, "test")
     assert x_train.shape == (50, 28, 28) and x_test.shape == (30, 28, 28)
     assert x_train.dtype == np.float32 and y_train.dtype == np.uint8
     assert x_train.min() >= 0.0 and x_train.max() <= 1.0
     np.testing.assert_array_equal(y_train, tiny_mnist["y_train"][:50])
     np.testing.assert_allclose(x_test * 255, tiny_mnist["x_test"], atol=1e-4)
-    assert sorted(p.name for p in out.iterdir()) == [
-        "x_test.npy",
-        "x_train.npy",
-        "y_test.npy",
-        "y_train.npy",
-    ]
+    assert sorted(p.name for p in train_dir.iterdir()) == ["x_train.npy", "y_train.npy"]
+    assert sorted(p.name for p in test_dir.iterdir()) == ["x_test.npy", "y_test.npy"]
 
 
 def test_the_default_model_is_the_lessons():
@@ -135,14 +131,15 @@ def test_optimizers_by_name():
 
 @pytest.fixture
 def prepared(write_tiny_raw, tmp_path):
+    """The prepared folder, with the train and test sets in subfolders as in the pipeline."""
     out = tmp_path / "prepared"
-    prepare.prepare(write_tiny_raw, out, train_size=60, test_size=30)
+    prepare.prepare(write_tiny_raw, out / "train", out / "test", train_size=60, test_size=30)
     return out
 
 
 def test_training_writes_a_model_and_one_history_row_per_epoch(prepared, tmp_path):
     model_path, history_path = tmp_path / "model.keras", tmp_path / "history.csv"
-    train.train(prepared, model_path, history_path, **TRAIN_SETTINGS)
+    train.train(prepared / "train", model_path, history_path, **TRAIN_SETTINGS)
     history = pd.read_csv(history_path)
     assert list(history["epoch"]) == [0, 1]
     assert {"loss", "accuracy"} <= set(history.columns)
@@ -154,7 +151,7 @@ def test_training_writes_a_model_and_one_history_row_per_epoch(prepared, tmp_pat
 def test_a_validation_split_adds_validation_curves(prepared, tmp_path):
     history_path = tmp_path / "history.csv"
     settings = dict(TRAIN_SETTINGS, validation_split=0.2, early_stopping_patience=1, epochs=3)
-    train.train(prepared, tmp_path / "model.keras", history_path, **settings)
+    train.train(prepared / "train", tmp_path / "model.keras", history_path, **settings)
     history = pd.read_csv(history_path)
     assert history["val_loss"].notna().all() and history["val_accuracy"].notna().all()
 
@@ -167,7 +164,7 @@ def test_a_cnn_with_augmentation_trains(prepared, tmp_path):
         optimizer="rmsprop",
         epochs=1,
     )
-    train.train(prepared, tmp_path / "cnn.keras", tmp_path / "history.csv", **settings)
+    train.train(prepared / "train", tmp_path / "cnn.keras", tmp_path / "history.csv", **settings)
     loaded = keras.models.load_model(tmp_path / "cnn.keras")
     assert "RandomRotation" in [type(layer).__name__ for layer in loaded.layers]
     assert len(pd.read_csv(tmp_path / "history.csv")) == 1
@@ -177,8 +174,8 @@ def test_training_twice_gives_the_same_bytes(prepared, tmp_path):
     first, second = tmp_path / "a.keras", tmp_path / "b.keras"
     settings = dict(TRAIN_SETTINGS, augmentation=dict(rotation=10, zoom=0.1, shift=0.1))
     settings["architecture"] = dict(hidden_units=[16], dropout=0.3)
-    train.train(prepared, first, tmp_path / "a.csv", **settings)
-    train.train(prepared, second, tmp_path / "b.csv", **settings)
+    train.train(prepared / "train", first, tmp_path / "a.csv", **settings)
+    train.train(prepared / "train", second, tmp_path / "b.csv", **settings)
     assert first.read_bytes() == second.read_bytes()
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     with zipfile.ZipFile(first) as archive:
@@ -227,10 +224,12 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
 
     monkeypatch.setattr(render, "first_prediction", first_prediction)
     reports = tmp_path / "reports"
-    train.train(prepared, tmp_path / "model.keras", reports / "history.csv", **TRAIN_SETTINGS)
+    train.train(
+        prepared / "train", tmp_path / "model.keras", reports / "history.csv", **TRAIN_SETTINGS
+    )
     scores = evaluate.evaluate(
         tmp_path / "model.keras",
-        prepared,
+        prepared / "test",
         reports / "metrics.json",
         reports / "predictions.csv",
         reports / "confusion.csv",
@@ -243,7 +242,7 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
     assert confusion.drop(columns="true").to_numpy().sum() == 30
     assert len(pd.read_csv(reports / "per_class.csv")) == 10
 
-    render_reports(prepared, reports, misclassified=4)
+    render_reports(prepared / "test", reports, misclassified=4)
     figures = sorted(p.name for p in (reports / "figures").iterdir())
     assert figures == [
         "confusion_matrix.png",
