@@ -24,12 +24,9 @@ def run(main: Callable[[], object]) -> None:
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except Interrupted as interruption:
+    except KeyboardInterrupt as interruption:
         print("interrupted: nothing half-written was left behind", file=sys.stderr)
-        sys.exit(128 + interruption.signum)
-    except KeyboardInterrupt:
-        print("interrupted: nothing half-written was left behind", file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+        sys.exit(128 + getattr(interruption, "signum", signal.SIGINT))
 
 
 class Interrupted(KeyboardInterrupt):
