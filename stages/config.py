@@ -47,31 +47,23 @@ def whole(low: int, high: int) -> Rule:
     return rule
 
 
-def fraction(*, below_one: bool) -> Rule:
-    upper = "below 1" if below_one else "up to 1"
+def _is_number(value: Any) -> bool:
+    # YAML's true and false are ints to Python; as a number they are a mistake.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    def rule(value: Any) -> str | None:
-        ok = (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and value >= 0
-            and (value < 1 if below_one else value <= 1)
-        )
-        return None if ok else f"is not a number from 0 {upper}"
 
-    return rule
+def fraction(value: Any) -> str | None:
+    """0 up to, but not including, 1."""
+    return None if _is_number(value) and 0 <= value < 1 else "is not a number from 0 below 1"
 
 
 def positive_number(value: Any) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    return None if ok else "is not a number above 0"
+    return None if _is_number(value) and value > 0 else "is not a number above 0"
 
 
 def number_between(low: float, high: float, unit: str) -> Rule:
     def rule(value: Any) -> str | None:
-        ok = (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-        )
+        ok = _is_number(value) and low <= value <= high
         return None if ok else f"is not a number of {unit} from {low} to {high}"
 
     return rule
@@ -125,18 +117,18 @@ SCHEMA: dict[str, Rule] = {
     "model.kind": one_of(*KINDS),
     "model.hidden_units": widths,
     "model.activation": one_of(*ACTIVATIONS),
-    "model.leaky_relu_slope": fraction(below_one=True),
-    "model.dropout": fraction(below_one=True),
+    "model.leaky_relu_slope": fraction,
+    "model.dropout": fraction,
     "train.epochs": whole(1, 1000),
     "train.batch_size": whole(1, MNIST_TRAIN_IMAGES),
     "train.optimizer": one_of(*OPTIMIZERS),
     "train.learning_rate": positive_number,
     "train.seed": whole(0, 2**31 - 1),
-    "train.validation_split": fraction(below_one=True),
+    "train.validation_split": fraction,
     "train.early_stopping_patience": whole(0, 1000),
     "train.augmentation.rotation": number_between(0, 180, "degrees"),
-    "train.augmentation.zoom": fraction(below_one=True),
-    "train.augmentation.shift": fraction(below_one=True),
+    "train.augmentation.zoom": fraction,
+    "train.augmentation.shift": fraction,
     "render.grid_size": whole(1, 100),
     "render.misclassified": whole(0, MNIST_TEST_IMAGES),
     "render.confused_pairs": whole(1, 90),
