@@ -1,0 +1,35 @@
+"""The locks install on every platform and Python in the README's table: checked by uv, which
+resolves them for each target without installing (so a lock that would fail on a Mac fails here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools import platforms
+
+PAIRS = [(platform, python) for platform in platforms.PLATFORMS for python in platforms.PYTHONS]
+
+
+@pytest.mark.parametrize(("platform", "python"), PAIRS)
+def test_every_pinned_package_installs_on_the_target(platform, python):
+    assert platforms.check(platform, python) is None
+
+
+def test_a_lock_without_the_platform_markers_fails_for_a_mac(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("tensorflow-cpu==2.21.0\n")
+    problem = platforms.check("aarch64-apple-darwin", "3.12", (lock,))
+    # uv names the newest tag it looked for as the example.
+    assert problem == "tensorflow-cpu==2.21.0 has no wheel for macosx_13_0_arm64"
+
+
+def test_an_intel_mac_is_refused_because_tensorflow_has_no_wheel_for_it():
+    problem = platforms.check("x86_64-apple-darwin", "3.12")
+    assert problem is not None
+    assert problem.startswith("tensorflow==2.21.0 has no wheel for macosx_")
+    assert problem.endswith("_x86_64")
+
+
+def test_other_failures_are_summed_up_in_one_line():
+    output = "Using CPython 3.11.7\nerror: No solution found\n  cause: pkg==9 was not found\n"
+    assert platforms.explain(output) == "error: No solution found cause: pkg==9 was not found"
