@@ -70,7 +70,8 @@ def main() -> int:
         for python in PYTHONS:
             problem = check(platform, python)
             failures += problem is not None
-            print(f"{name:<28} {python:<7} {'ok: every pin installs' if problem is None else problem}")
+            result = "ok: every pin installs" if problem is None else problem
+            print(f"{name:<28} {python:<7} {result}")
     print(f"{len(PLATFORMS) * len(PYTHONS) - failures} passed, {failures} failed")
     return 1 if failures else 0
 
