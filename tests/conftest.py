@@ -57,9 +57,13 @@ def venv_env() -> dict[str, str]:
     return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in the project's environment and capture its output."""
-    result = subprocess.run(command, cwd=cwd, env=venv_env(), capture_output=True, text=True)
+def run(
+    command: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command in the project's environment (plus `env`) and capture its output."""
+    result = subprocess.run(
+        command, cwd=cwd, env=venv_env() | (env or {}), capture_output=True, text=True
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
     return result
