@@ -4,10 +4,32 @@ Problems a user can fix end in one line on stderr, not a traceback."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+
+def import_keras():
+    """Import Keras (and TensorFlow under it) without their start-up notices.
+
+    TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's own logging, but absl's "All log messages before
+    absl::InitializeLog()" and oneDNN's notice are written by C++ straight to file descriptor 2
+    while TensorFlow loads, before any setting applies. So the import runs with descriptor 2 on
+    the null device; what goes wrong afterwards shows as usual.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import keras
+            import tensorflow  # noqa: F401  (loads the C++ runtime that prints the notices)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
 
 
 class StageError(Exception):

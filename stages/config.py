@@ -1,16 +1,26 @@
-"""The one place that reads params.yaml.
+"""The shared machinery that hands a stage its settings and files, checked.
 
-`load(stage)` checks the whole file against SCHEMA before any stage does work, then hands
-the stage only what dvc.yaml declares for it: the params keys listed under the stage's
-`params:`, and the `paths.*` entries that appear among its `deps:` and `outs:`. Reading
-anything else raises, so a stage cannot depend on a setting or a file that DVC does not
-track for it.
+A stage calls `load(stage, rules, files)`. DVC itself resolves what dvc.yaml declares for the
+stage (its params keys, deps and outs, after `${...}` templating and `foreach`), and `load`:
+
+- reads from params.yaml only the declared keys, and checks them, and nothing else, against
+  `rules`, the rules for the stage's own settings that the stage module declares (so a typo in
+  a render setting stops render, not train);
+- takes the stage's files from its command line (`--model models/model.keras`: dvc.yaml writes
+  each path once, in `vars`, and passes it in the stage's `cmd`) and refuses any that is not
+  among the stage's deps or outs.
+
+Reading a key that was not declared raises, so a stage cannot depend on a setting or a file
+that DVC does not track for it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +31,9 @@ from stages.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
 DVC_FILE = Path("dvc.yaml")
-
-SOURCES = ("auto", "canonical", "mirror")
-KINDS = ("dense", "cnn")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-MNIST_TRAIN_IMAGES = 60_000
-MNIST_TEST_IMAGES = 10_000
 NUM_CLASSES = 10
+# A longer text in params.yaml is a pasted mistake, not a setting.
+LONGEST_TEXT = 255
 
 
 class ParamsError(StageError):
@@ -39,6 +44,12 @@ class ParamsError(StageError):
 Rule = Callable[[Any], "str | None"]
 
 
+def _is_number(value: Any) -> bool:
+    # YAML's true and false are ints to Python; as a number they are a mistake. So are .nan
+    # and .inf, which no setting means.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def whole(low: int, high: int) -> Rule:
     def rule(value: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
@@ -47,18 +58,14 @@ def whole(low: int, high: int) -> Rule:
     return rule
 
 
-def _is_number(value: Any) -> bool:
-    # YAML's true and false are ints to Python; as a number they are a mistake.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def fraction(value: Any) -> str | None:
     """0 up to, but not including, 1."""
     return None if _is_number(value) and 0 <= value < 1 else "is not a number from 0 below 1"
 
 
 def positive_number(value: Any) -> str | None:
-    return None if _is_number(value) and value > 0 else "is not a number above 0"
+    ok = _is_number(value) and 0 < value <= 1e6
+    return None if ok else "is not a number above 0 (at most 1e6)"
 
 
 def number_between(low: float, high: float, unit: str) -> Rule:
@@ -71,68 +78,21 @@ def number_between(low: float, high: float, unit: str) -> Rule:
 
 def one_of(*names: str) -> Rule:
     def rule(value: Any) -> str | None:
-        return None if value in names else f"is not one of {', '.join(names)}"
+        ok = isinstance(value, str) and value in names
+        return None if ok else f"is not one of {', '.join(names)}"
 
     return rule
 
 
 def widths(value: Any) -> str | None:
-    ok = isinstance(value, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65_536 for v in value
+    ok = (
+        isinstance(value, list)
+        and len(value) <= 16
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65_536 for v in value)
     )
-    return None if ok else "is not a list of layer widths from 1 to 65536, such as [128, 64] or []"
-
-
-def relative_path(value: Any) -> str | None:
-    ok = isinstance(value, str) and value != "" and not Path(value).is_absolute()
-    return None if ok else "is not a relative path inside the project"
-
-
-def data_source(value: Any) -> str | None:
-    if value in SOURCES or (isinstance(value, str) and Path(value).is_file()):
+    if ok:
         return None
-    return f"is not one of {', '.join(SOURCES)} or the path of an existing mnist.npz"
-
-
-PATH_KEYS = (
-    "raw",
-    "train_set",
-    "test_set",
-    "model",
-    "history",
-    "metrics",
-    "predictions",
-    "per_class",
-    "confusion",
-    "figures",
-    "summary",
-    "page",
-)
-
-SCHEMA: dict[str, Rule] = {
-    **{f"paths.{key}": relative_path for key in PATH_KEYS},
-    "data.source": data_source,
-    "prepare.train_size": whole(1, MNIST_TRAIN_IMAGES),
-    "prepare.test_size": whole(1, MNIST_TEST_IMAGES),
-    "model.kind": one_of(*KINDS),
-    "model.hidden_units": widths,
-    "model.activation": one_of(*ACTIVATIONS),
-    "model.leaky_relu_slope": fraction,
-    "model.dropout": fraction,
-    "train.epochs": whole(1, 1000),
-    "train.batch_size": whole(1, MNIST_TRAIN_IMAGES),
-    "train.optimizer": one_of(*OPTIMIZERS),
-    "train.learning_rate": positive_number,
-    "train.seed": whole(0, 2**31 - 1),
-    "train.validation_split": fraction,
-    "train.early_stopping_patience": whole(0, 1000),
-    "train.augmentation.rotation": number_between(0, 180, "degrees"),
-    "train.augmentation.zoom": fraction,
-    "train.augmentation.shift": fraction,
-    "render.grid_size": whole(1, 100),
-    "render.misclassified": whole(0, MNIST_TEST_IMAGES),
-    "render.confused_pairs": whole(1, 90),
-}
+    return "is not a list of up to 16 layer widths from 1 to 65536, such as [128, 64] or []"
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -140,66 +100,125 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             flat.update(flatten(value, f"{dotted}."))
         else:
             flat[dotted] = value
     return flat
 
 
-def validate(tree: Any) -> dict[str, Any]:
-    """Check a parsed params.yaml; return it flattened, or raise ParamsError naming the key."""
+def _under(name: str, keys: Sequence[str]) -> list[str]:
+    """The keys that are `name` or lie under it."""
+    return [key for key in keys if key == name or key.startswith(name + ".")]
+
+
+def _shown(value: Any) -> str:
+    """The value as the message quotes it: whole, unless it is too long for one line."""
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def check(
+    tree: Any, declared: Sequence[str], rules: Mapping[str, Rule], file: Path = PARAMS_FILE
+) -> dict[str, Any]:
+    """The declared keys of a parsed params file, flattened and checked against `rules`.
+
+    `declared` holds keys and whole sections (`train.epochs`, `render`), as dvc.yaml lists
+    them. Keys outside them are neither read nor checked. Raises ParamsError naming the key.
+    """
     if not isinstance(tree, Mapping):
-        raise ParamsError(f"{PARAMS_FILE}: expected a mapping of sections, got {tree!r}")
+        raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
     flat = flatten(tree)
-    for key in flat:
-        if key not in SCHEMA:
-            section = key.rsplit(".", 1)[0]
-            known = [k for k in SCHEMA if k.rsplit(".", 1)[0] == section]
-            allowed = ", ".join(known) if known else "sections " + ", ".join(_sections())
-            raise ParamsError(f"{PARAMS_FILE}: unknown key {key}; allowed: {allowed}")
-    for key, rule in SCHEMA.items():
-        if key not in flat:
-            raise ParamsError(f"{PARAMS_FILE}: {key} is missing")
-        problem = rule(flat[key])
-        if problem:
-            raise ParamsError(f"{PARAMS_FILE}: {key} = {flat[key]!r} {problem}")
-    _check_together(flat)
-    return flat
+    values: dict[str, Any] = {}
+    for name in declared:
+        allowed = _under(name, list(rules))
+        if not allowed:
+            raise ParamsError(f"{file}: {name} is declared in {DVC_FILE} but has no rule")
+        present = _under(name, list(flat))
+        for key in present:
+            if key not in rules and any(rule.startswith(key + ".") for rule in allowed):
+                raise ParamsError(
+                    f"{file}: {key} = {_shown(flat[key])} is not a section holding "
+                    f"{', '.join(_under(key, allowed))}"
+                )
+            if key not in rules:
+                # A mapping where a value belongs flattens to keys below it: name the value.
+                parent = next((rule for rule in allowed if key.startswith(rule + ".")), None)
+                if parent is not None:
+                    value = _nested(tree, parent)
+                    raise ParamsError(f"{file}: {parent} = {_shown(value)} {rules[parent](value)}")
+                section = key.split(".")[0]
+                raise ParamsError(
+                    f"{file}: unknown key {key}; allowed: {', '.join(_under(section, list(rules)))}"
+                )
+        for key in allowed:
+            if key not in flat:
+                raise ParamsError(f"{file}: {key} is missing")
+            problem = rules[key](flat[key])
+            if problem:
+                raise ParamsError(f"{file}: {key} = {_shown(flat[key])} {problem}")
+            values[key] = flat[key]
+    return values
 
 
-def _sections() -> list[str]:
-    return list(dict.fromkeys(key.split(".")[0] for key in SCHEMA))
-
-
-def _check_together(flat: dict[str, Any]) -> None:
-    grid, test_size = flat["render.grid_size"], flat["prepare.test_size"]
-    if grid * grid > test_size:
-        raise ParamsError(
-            f"{PARAMS_FILE}: render.grid_size = {grid} needs {grid * grid} test images, "
-            f"but prepare.test_size is {test_size}"
-        )
-    if flat["train.early_stopping_patience"] > 0 and flat["train.validation_split"] == 0:
-        raise ParamsError(
-            f"{PARAMS_FILE}: train.early_stopping_patience = "
-            f"{flat['train.early_stopping_patience']} needs train.validation_split above 0"
-        )
+def _nested(tree: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
 
 
 def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found; run from the project root") from None
-    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: file not found; run from the project folder") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path}: not valid YAML{where}") from None
 
 
 @dataclass(frozen=True)
+class Declared:
+    """What dvc.yaml declares for one stage, as DVC resolves it."""
+
+    stage: str
+    params: tuple[str, ...]
+    deps: frozenset[str]
+    outs: frozenset[str]
+
+    @property
+    def files(self) -> frozenset[str]:
+        return self.deps | self.outs
+
+
+def declared(stage: str, root: Path | None = None) -> Declared:
+    """Ask DVC what `stage` declares: its params.yaml keys, and the paths of its deps and outs."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root) if root else None) as repo:
+            (resolved,) = repo.stage.collect(stage)
+    except DvcException as error:
+        raise ParamsError(f"{DVC_FILE}: cannot resolve stage {stage!r} ({error})") from None
+    params: list[str] = []
+    deps: set[str] = set()
+    for dep in resolved.deps:
+        if isinstance(dep, ParamsDependency):
+            if Path(dep.def_path).name != PARAMS_FILE.name:
+                raise ParamsError(f"{DVC_FILE}: stage {stage} reads params from {dep.def_path}")
+            params.extend(dep.params)
+        else:
+            deps.add(os.path.normpath(dep.def_path))
+    outs = frozenset(os.path.normpath(out.def_path) for out in resolved.outs)
+    return Declared(stage, tuple(params), frozenset(deps), outs)
+
+
+@dataclass(frozen=True)
 class StageParams:
-    """What one stage may read: its declared params and its declared paths."""
+    """What one stage may read: its declared params and its declared files."""
 
     stage: str
     values: dict[str, Any]
@@ -216,45 +235,62 @@ class StageParams:
 
     def path(self, name: str) -> Path:
         if name not in self.paths:
-            raise KeyError(
-                f"paths.{name} is not among the deps or outs of stages.{self.stage} in {DVC_FILE}"
-            )
+            raise KeyError(f"--{_option(name)} is not among the files of stages.{self.stage}")
         return self.paths[name]
 
 
-_INTERPOLATION = re.compile(r"\$\{\s*([\w.]+)\s*\}")
+def _option(name: str) -> str:
+    return name.replace("_", "-")
 
 
-def declared(stage: str, flat: dict[str, Any], dvc_spec: Any) -> StageParams:
-    """Pick out of `flat` what dvc.yaml declares for `stage`."""
-    stages = dvc_spec.get("stages", {}) if isinstance(dvc_spec, Mapping) else {}
-    if stage not in stages:
-        raise ParamsError(f"{DVC_FILE}: no stage named {stage!r}")
-    spec = stages[stage]
-    values: dict[str, Any] = {}
-    for entry in spec.get("params", []):
-        names = [entry] if isinstance(entry, str) else [k for v in entry.values() for k in v]
-        for name in names:
-            values.update({k: v for k, v in flat.items() if k == name or k.startswith(name + ".")})
-    files = []
-    for kind in ("deps", "outs", "metrics", "plots"):
-        for entry in spec.get(kind, []):
-            # An entry is a path, or a mapping {path: options} for outputs with settings.
-            files.extend(entry if isinstance(entry, Mapping) else [entry])
-    paths = {}
-    for file in files:
-        for ref in _INTERPOLATION.findall(file):
-            if ref.startswith("paths."):
-                paths[ref.removeprefix("paths.")] = Path(flat[ref])
+class _Arguments(argparse.ArgumentParser):
+    """argparse that raises instead of printing its usage and exiting."""
+
+    def error(self, message: str):
+        raise StageError(f"{self.prog}: {message}")
+
+
+def parse_files(stage: str, names: Sequence[str], argv: Sequence[str]) -> dict[str, Path]:
+    """The stage's files from its command line: `--train-set data/prepared/train ...`."""
+    parser = _Arguments(prog=f"python -m stages.{stage.split('@')[0]}", add_help=False)
+    for name in names:
+        parser.add_argument(f"--{_option(name)}", dest=name, required=True, metavar="PATH")
+    parsed = parser.parse_args(list(argv))
+    return {name: Path(getattr(parsed, name)) for name in names}
+
+
+def load(
+    stage: str,
+    rules: Mapping[str, Rule],
+    files: Sequence[str] = (),
+    *,
+    together: Callable[[dict[str, Any]], str | None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> StageParams:
+    """Check what `stage` declares and hand it over.
+
+    Under `dvc repro` the stage's name comes from DVC (DVC_STAGE, as in `train@cnn`).
+    `together` checks the values against each other and returns a problem or None.
+    """
+    stage = os.environ.get("DVC_STAGE", stage)
+    paths = parse_files(stage, files, sys.argv[1:] if argv is None else argv)
+    found = declared(stage)
+    for name, path in paths.items():
+        if os.path.normpath(path) not in found.files:
+            raise ParamsError(
+                f"{DVC_FILE}: --{_option(name)} {path} is not among the deps or outs of "
+                f"stages.{stage}"
+            )
+    values = check(read_yaml(PARAMS_FILE), found.params, rules)
+    problem = together(values) if together else None
+    if problem:
+        raise ParamsError(f"{PARAMS_FILE}: {problem}")
     return StageParams(stage, values, paths)
 
 
-def load(stage: str) -> StageParams:
-    """Validate ./params.yaml and return what `stage` declares in ./dvc.yaml."""
-    flat = validate(read_yaml(PARAMS_FILE))
-    return declared(stage, flat, read_yaml(DVC_FILE))
-
-
-def artifact_path(name: str) -> Path:
-    """Where the pipeline puts `paths.<name>`, for tools that run outside it (stages.predict)."""
-    return Path(validate(read_yaml(PARAMS_FILE))[f"paths.{name}"])
+def output_of(stage: str, suffix: str, root: Path | None = None) -> Path:
+    """The output of `stage` whose name ends in `suffix`, as DVC resolves dvc.yaml."""
+    matches = sorted(path for path in declared(stage, root).outs if path.endswith(suffix))
+    if not matches:
+        raise ParamsError(f"{DVC_FILE}: stage {stage} has no {suffix} output")
+    return (root or Path(".")) / matches[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import pickle
 import subprocess
@@ -44,6 +45,7 @@ ARRAY_SHA256 = {
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
 TIMEOUT_SECONDS = 120
+SOURCES = ("auto", "canonical", "mirror")
 
 Arrays = dict[str, np.ndarray]
 
@@ -143,7 +145,8 @@ def from_canonical() -> Arrays:
     try:
         with urllib.request.urlopen(CANONICAL_URL, timeout=TIMEOUT_SECONDS) as response:
             data = response.read()
-    except OSError as error:
+    # A connection cut mid-file ends in http.client.IncompleteRead, which is not an OSError.
+    except (OSError, http.client.HTTPException) as error:
         raise DownloadError(f"cannot fetch ({getattr(error, 'reason', error)})") from None
     check_file(data, CANONICAL_SHA256, "mnist.npz")
     return read_npz(data)
@@ -231,8 +234,24 @@ def download(
     )
 
 
+def data_source(value: object) -> str | None:
+    """auto, canonical, mirror, or the path of a local mnist.npz that exists."""
+    if value in SOURCES:
+        return None
+    if isinstance(value, str) and 0 < len(value) <= config.LONGEST_TEXT:
+        try:
+            if Path(value).is_file():
+                return None
+        except OSError:
+            pass
+    return f"is not one of {', '.join(SOURCES)} or the path of an existing mnist.npz"
+
+
+SETTINGS = {"data.source": data_source}
+
+
 def main() -> None:
-    params = config.load("download")
+    params = config.load("download", SETTINGS, ("raw",))
     download(params["data.source"], params.path("raw"))
 
 

@@ -72,8 +72,8 @@ def evaluate(
     confusion_path: Path,
     per_class_path: Path,
 ) -> dict[str, float]:
-    # Imported here so that a params mistake is reported before TensorFlow's slow import.
-    from stages.model import keras
+    # Imported here so that a mistake is reported before TensorFlow's slow import.
+    keras = cli.import_keras()
 
     model = keras.models.load_model(model_path)
     x_test, y_test = artifacts.read_split(test_set, "test")
@@ -103,7 +103,9 @@ def evaluate(
 
 
 def main() -> None:
-    params = config.load("evaluate")
+    params = config.load(
+        "evaluate", {}, ("model", "test_set", "metrics", "predictions", "confusion", "per_class")
+    )
     evaluate(
         params.path("model"),
         params.path("test_set"),

@@ -6,20 +6,18 @@ compiled with adam, sparse categorical cross-entropy and accuracy.
 
 from __future__ import annotations
 
-import os
+from stages.cli import import_keras
 
-# TensorFlow prints start-up notices unless told otherwise; errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+keras = import_keras()
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from stages import config  # noqa: E402
+from stages.config import NUM_CLASSES  # noqa: E402
+from stages.train import ACTIVATIONS, KINDS, OPTIMIZERS  # noqa: E402
 
 IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = config.NUM_CLASSES
 
 
 def seed_everything(seed: int) -> None:
@@ -44,15 +42,15 @@ def build_model(
 
     dense: Flatten, the hidden Dense layers, a 10-way softmax; `hidden_units=[]` leaves only
     the softmax layer, which is multinomial logistic regression.
-    cnn: two blocks of Conv2D and MaxPooling2D (32 and 64 filters of 5x5) and a 25% dropout
-    before them.
+    cnn: two blocks of Conv2D and MaxPooling2D (32 and 64 filters of 5x5), then a 25% dropout,
+    before the Dense layers.
     rotation (degrees), zoom and shift (fractions) add random augmentation layers, which
     change training images only and pass images through unchanged at prediction time.
     """
-    if kind not in config.KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(config.KINDS)}")
-    if activation not in config.ACTIVATIONS:
-        raise ValueError(f"activation {activation!r} is not one of {', '.join(config.ACTIVATIONS)}")
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout {dropout!r} is not a fraction from 0 to below 1")
     if any(units < 1 for units in hidden_units):
@@ -160,4 +158,4 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
         return keras.optimizers.RMSprop(learning_rate=learning_rate, name=name)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, name=name)
-    raise ValueError(f"optimizer {name!r} is not one of {', '.join(config.OPTIMIZERS)}")
+    raise ValueError(f"optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")

@@ -21,10 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config, summary
+from stages import artifacts, cli, config, render, summary, train
 
 # The packages whose versions decide what a build produces.
-PACKAGES = ("tensorflow-cpu", "keras", "numpy", "pandas", "matplotlib", "dvc")
+# TensorFlow is the distribution tensorflow-cpu on Linux x86-64 and Windows, tensorflow
+# elsewhere (see requirements.in).
+PACKAGES = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "pandas": ("pandas",),
+    "matplotlib": ("matplotlib",),
+    "dvc": ("dvc",),
+}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1a1a1a; background: #fff;
@@ -106,11 +115,14 @@ def settings_table(settings: dict[str, Any]) -> pd.DataFrame:
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
+    for package, distributions in PACKAGES.items():
+        found[package] = "not installed"
+        for distribution in distributions:
+            try:
+                found[package] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return found
 
 
@@ -216,7 +228,12 @@ SHOWN_SECTIONS = ("model.", "train.")
 
 
 def main() -> None:
-    params = config.load("page")
+    params = config.load(
+        "page",
+        {**train.SETTINGS, **render.SETTINGS},
+        ("metrics", "confusion", "per_class", "figures", "raw", "model", "page"),
+        together=train.settings_together,
+    )
     settings = {
         key: params[key] for key in params.declared_keys() if key.startswith(SHOWN_SECTIONS)
     }

@@ -2,7 +2,8 @@
 
     python -m stages.predict seven.png two.jpg [--json] [--model models/model.keras]
 
-Reads:  the images named, and the model the pipeline trained (paths.model).
+Reads:  the images named, and the model the pipeline trained (the train stage's .keras
+        output, as DVC resolves dvc.yaml), or the one named with --model.
 Writes: nothing; prints, per file, the predicted digit and the three most probable digits.
 
 Each image is made to look like an MNIST digit first, the way MNIST itself was made: grey,
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages import config
+from stages import cli, config
 
 MAX_FILE_BYTES = 50 * 2**20
 MAX_PIXELS = 50_000_000
@@ -135,7 +136,7 @@ def predict(files: list[Path], model_path: Path) -> list[Answer]:
     if images:
         if not Path(model_path).is_file():
             raise SystemExit(f"error: no trained model at {model_path}; run `make repro` first")
-        from stages.model import keras  # Imported only when there is something to classify.
+        keras = cli.import_keras()  # Imported only when there is something to classify.
 
         probabilities = keras.models.load_model(model_path).predict(np.stack(images), verbose=0)
         good = (answer for answer in answers if not answer.error)
@@ -152,9 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("images", nargs="+", type=Path, help="PNG or JPEG files, any size")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--model", type=Path, help="a .keras model (default: paths.model)")
+    parser.add_argument(
+        "--model", type=Path, help="a .keras model (default: the train stage's, from dvc.yaml)"
+    )
     args = parser.parse_args(argv)
-    model_path = args.model or config.artifact_path("model")
+    try:
+        model_path = args.model or config.output_of("train", ".keras")
+    except config.ParamsError as error:
+        print(
+            f"error: no --model given, and no project here to find the trained model in ({error})",
+            file=sys.stderr,
+        )
+        return 1
 
     answers = predict(args.images, model_path)
     for answer in answers:

@@ -13,6 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from stages import artifacts, cli, config
+from stages.config import whole
+
+# MNIST's sizes: a setting may keep fewer images, never more.
+SETTINGS = {
+    "prepare.train_size": whole(1, 60_000),
+    "prepare.test_size": whole(1, 10_000),
+}
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -33,7 +40,7 @@ def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test
 
 
 def main() -> None:
-    params = config.load("prepare")
+    params = config.load("prepare", SETTINGS, ("raw", "train_set", "test_set"))
     prepare(
         params.path("raw"),
         params.path("train_set"),

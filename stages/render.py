@@ -18,6 +18,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from stages import artifacts, cli, config, summary
+from stages.config import whole
+
+SETTINGS = {
+    "render.grid_size": whole(1, 100),
+    "render.misclassified": whole(0, 10_000),
+    "render.confused_pairs": whole(1, 90),
+}
 
 RIGHT, WRONG = "blue", "red"
 DPI = 100
@@ -98,8 +105,12 @@ def misclassified_gallery(images: np.ndarray, wrong: pd.DataFrame, count: int) -
     """The first `count` misclassified test digits, each with what the model said."""
     shown = wrong.head(count)
     if shown.empty:
-        figure = Figure(figsize=(4, 1.5))
-        figure.text(0.5, 0.5, "No misclassified digits to show", ha="center", va="center")
+        if wrong.empty:
+            message = "No misclassified digits to show"
+        else:
+            message = f"{len(wrong)} misclassified digits; render.misclassified is 0, so none shown"
+        figure = Figure(figsize=(5, 1.5))
+        figure.text(0.5, 0.5, message, ha="center", va="center")
         return figure
     columns = min(len(shown), 5)
     rows = -(-len(shown) // columns)
@@ -185,7 +196,11 @@ def render(
 
 
 def main() -> None:
-    params = config.load("render")
+    params = config.load(
+        "render",
+        SETTINGS,
+        ("test_set", "predictions", "confusion", "per_class", "history", "figures", "summary"),
+    )
     render(
         params.path("test_set"),
         params.path("predictions"),

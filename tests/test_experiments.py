@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import build_and_commit, run, small_project, venv_env
+from tests.helpers import build_and_commit, run, small_project, venv_env
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import build_and_commit, run, set_params, small_project, stages_run, venv_env
+from tests.helpers import build_and_commit, run, set_params, small_project, stages_run, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def wait_for(process, text, seconds=120):
     [
         ("train__optimizer", "adamm", "train.optimizer = 'adamm' is not one of adam, rmsprop, sgd"),
         ("train__epochs", "five", "train.epochs = 'five' is not a whole number from 1 to 1000"),
-        ("model__hidden_units", "abc", "model.hidden_units = 'abc' is not a list of layer widths"),
+        ("model__hidden_units", "abc", "model.hidden_units = 'abc' is not a list of up to 16"),
         ("render__grid_size", 0, "render.grid_size = 0 is not a whole number from 1 to 100"),
     ],
 )
@@ -100,13 +100,30 @@ def test_a_refused_value_names_the_key_and_checkout_restores_the_outputs(
     assert "up to date" in run(["dvc", "status"], project).stdout
 
 
-def test_an_unknown_key_is_refused_before_any_stage_works(project):
+def test_an_unknown_key_is_refused_by_the_stage_that_reads_its_section(project):
     set_params(project, train__epoch=3)
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0
+    assert stages_run(result.stdout) == ["train"]
     assert "error: params.yaml: unknown key train.epoch; allowed: train.epochs" in result.stderr
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "checkout"], project)
+
+
+def test_a_bad_render_value_stops_render_and_what_follows_but_not_train(project):
+    set_params(project, train__epochs=2, render__grid_size=0)
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert stages_run(result.stdout) == ["train", "evaluate", "render"]
+    assert (
+        "error: params.yaml: render.grid_size = 0 is not a whole number from 1 to 100\n"
+        in result.stderr
+    )
+    history = (project / "reports/history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # the header and the two epochs trained
+    run(["git", "checkout", "params.yaml", "dvc.lock"], project)
+    run(["dvc", "checkout"], project)
+    assert "up to date" in run(["dvc", "status"], project).stdout
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -129,7 +146,9 @@ def test_an_interrupted_training_leaves_nothing_half_written(project, signum):
 
 def test_the_stage_itself_cleans_up_when_terminated(project):
     set_params(project, train__epochs=500)
-    train = start([sys.executable, "-m", "stages.train"], project)
+    files = ["--train-set", "data/prepared/train", "--model", "models/model.keras"]
+    files += ["--history", "reports/history.csv"]
+    train = start([sys.executable, "-m", "stages.train", *files], project)
     wait_for(train, "Epoch 3/500")
     train.send_signal(signal.SIGTERM)
     output = train.communicate(timeout=60)[0]

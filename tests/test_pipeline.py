@@ -10,9 +10,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from stages import download
-from tests.conftest import build_and_commit, run, set_params, small_project, stages_run
+from tests.helpers import ROOT, build_and_commit, run, set_params, small_project, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +46,8 @@ def test_what_reruns_when_a_setting_changes(project):
     assert repro(project) == []
 
     set_params(project, train__epochs=2)
-    diff = run(["dvc", "params", "diff"], project).stdout
-    assert "train.epochs" in diff and "1" in diff and "2" in diff
+    diff = json.loads(run(["dvc", "params", "diff", "--json"], project).stdout)
+    assert diff == {"params.yaml": {"train.epochs": {"old": 1, "new": 2, "diff": 1}}}
     assert repro(project) == MODEL_STAGES
 
     set_params(project, model__hidden_units=[32])
@@ -96,3 +97,65 @@ def test_two_forced_rebuilds_give_the_same_bytes(project):
     assert (project / "dvc.lock").read_text() == first
     assert repro(project, "--force") == ALL_STAGES
     assert (project / "dvc.lock").read_text() == first
+
+
+def test_adding_a_render_setting_reruns_render_and_page_only(project):
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+    render_code = project / "stages/render.py"
+    original = render_code.read_text()
+    render_code.write_text(
+        original.replace(
+            '    "render.confused_pairs": whole(1, 90),\n',
+            '    "render.confused_pairs": whole(1, 90),\n    "render.dpi": whole(50, 300),\n',
+        )
+    )
+    set_params(project, render__dpi=100)
+    assert repro(project) == ["render", "page"]
+    render_code.write_text(original)
+    run(["git", "checkout", "params.yaml"], project)
+    assert repro(project) == []
+
+
+def test_a_new_pin_for_a_test_tool_reruns_nothing(project):
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+    tools = (ROOT / "requirements-dev.lock").read_text()
+    assert "\npytest==9.2.0\n" in tools
+    (project / "requirements-dev.lock").write_text(tools.replace("pytest==9.2.0", "pytest==9.2.1"))
+    assert repro(project) == []
+
+
+def test_dvc_exp_show_lists_settings_and_no_paths(project):
+    run(["git", "checkout", "params.yaml"], project)
+    header = run(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()[0].split(",")
+    assert not [column for column in header if column.startswith("paths.")]
+    settings = {"train.epochs", "model.hidden_units", "render.grid_size", "test.accuracy"}
+    assert settings <= set(header)
+
+
+def test_a_missing_local_source_stops_the_download_only(tmp_path, real_mnist):
+    """A build made from a local mnist.npz, on a machine that lacks the file (a colleague's,
+    after `dvc pull`): training and predicting go on; only the download refuses."""
+    usb = tmp_path / "usb" / "mnist.npz"
+    usb.parent.mkdir()
+    usb.write_bytes(real_mnist.read_bytes())
+    project = small_project(tmp_path / "project", usb, train_size=1000, test_size=200)
+    build_and_commit(project)
+    usb.unlink()
+
+    run(["dvc", "exp", "run", "-S", "train.epochs=2"], project)
+    history = (project / "reports/history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2
+    with np.load(project / "data/raw/mnist.npz") as raw:
+        digit = raw["x_test"][0]
+    Image.fromarray(255 - digit).resize((112, 112)).save(project / "seven.png")
+    answer = run(["digit-predict", "seven.png"], project)
+    assert answer.stdout.startswith("seven.png: ") and answer.stderr == ""
+
+    refused = run(["dvc", "repro", "--force", "download"], project, check=False)
+    assert refused.returncode != 0
+    assert (
+        f"error: params.yaml: data.source = '{usb}' is not one of auto, canonical, mirror or "
+        "the path of an existing mnist.npz\n" in refused.stderr
+    )

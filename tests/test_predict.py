@@ -152,3 +152,15 @@ def test_json_output_lists_answers_and_errors(tmp_path, capsys, monkeypatch):
     records = json.loads(capsys.readouterr().out)
     assert records[0]["file"].endswith("one.png") and len(records[0]["top3"]) == 3
     assert records[1] == {"file": str(tmp_path / "empty.png"), "error": "the file is empty"}
+
+
+def test_outside_the_project_without_model_the_answer_is_one_line(tmp_path, capsys, monkeypatch):
+    stroke_image().save(tmp_path / "one.png")
+    monkeypatch.chdir(tmp_path)
+    assert predict.main(["one.png"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        "error: no --model given, and no project here to find the trained model in (dvc.yaml: "
+    )
+    assert err.count("\n") == 1

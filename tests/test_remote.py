@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_and_commit, run, small_project, stages_run
+from tests.helpers import build_and_commit, run, small_project, stages_run
 
 pytestmark = pytest.mark.slow
 

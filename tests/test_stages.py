@@ -13,7 +13,7 @@ import pytest
 
 from stages import artifacts, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
-from tests.conftest import ROOT, render_reports
+from tests.helpers import ROOT, copy_project, render_reports
 
 TRAIN_SETTINGS = dict(
     architecture=dict(hidden_units=[16]),
@@ -235,8 +235,10 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
         reports / "confusion.csv",
         reports / "per_class.csv",
     )
-    assert 0.0 <= scores["accuracy"] <= 1.0 and scores["images"] == 30
     predictions = pd.read_csv(reports / "predictions.csv")
+    right = int((predictions["true"] == predictions["predicted"]).sum())
+    assert scores["images"] == 30
+    assert scores["accuracy"] == pytest.approx(right / 30, abs=1e-6)
     assert len(predictions) == 30 and predictions["predicted"].between(0, 9).all()
     confusion = pd.read_csv(reports / "confusion.csv")
     assert confusion.drop(columns="true").to_numpy().sum() == 30
@@ -280,21 +282,37 @@ def test_render_never_imports_tensorflow():
     assert result.stdout.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("stage", ["train", "evaluate"])
+STAGE_FILES = {
+    "train": "--train-set data/prepared/train --model models/model.keras "
+    "--history reports/history.csv",
+    "page": "--metrics reports/metrics.json --confusion reports/confusion_matrix.csv "
+    "--per-class reports/per_class.csv --figures reports/figures --raw data/raw/mnist.npz "
+    "--model models/model.keras --page reports/index.html",
+}
+
+
+@pytest.mark.parametrize("stage", ["train", "page"])
 def test_a_params_mistake_is_reported_before_tensorflow_is_imported(stage, tmp_path):
-    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
-    params = (ROOT / "params.yaml").read_text().replace("grid_size: 5 ", "grid_size: 0 ")
-    (tmp_path / "params.yaml").write_text(params)
+    project = copy_project(tmp_path / "project")
+    params = (project / "params.yaml").read_text().replace("epochs: 5 ", "epochs: 0 ")
+    (project / "params.yaml").write_text(params)
     code = (
         f"import sys, stages.{stage} as s\n"
-        "try:\n    s.main()\nexcept Exception as error:\n    print(type(error).__name__)\n"
+        "try:\n    s.main()\nexcept Exception as error:\n    print(error)\n"
         "print('tensorflow' in sys.modules)"
     )
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, *STAGE_FILES[stage].split()],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert result.stdout.split() == ["ParamsError", "False"], result.stderr
+    assert result.stdout.splitlines() == [
+        "params.yaml: train.epochs = 0 is not a whole number from 1 to 1000",
+        "False",
+    ], result.stderr
 
 
 def test_rendering_twice_gives_the_same_png_bytes(rng, tmp_path):
@@ -304,3 +322,39 @@ def test_rendering_twice_gives_the_same_png_bytes(rng, tmp_path):
             render.prediction_grid(images, np.arange(9), np.arange(9), size=3), tmp_path / name
         )
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def figure_texts(figure) -> list[str]:
+    return [text.get_text() for text in figure.texts]
+
+
+def test_the_gallery_says_why_it_is_empty(rng):
+    images = rng.random((4, 28, 28))
+    wrong = pd.DataFrame({"index": [1, 3], "true": [4, 9], "predicted": [9, 4], "confidence": 0.6})
+    assert figure_texts(render.misclassified_gallery(images, wrong, 0)) == [
+        "2 misclassified digits; render.misclassified is 0, so none shown"
+    ]
+    assert figure_texts(render.misclassified_gallery(images, wrong.head(0), 5)) == [
+        "No misclassified digits to show"
+    ]
+    shown = render.misclassified_gallery(images, wrong, 5)
+    assert [axes.get_title() for axes in shown.axes] == [
+        "#1: Pred 9\nTrue 4 (60%)",
+        "#3: Pred 4\nTrue 9 (60%)",
+    ]
+
+
+def test_the_batches_come_in_a_new_seeded_order_every_epoch():
+    from stages.model import ShuffledBatches
+
+    batches = ShuffledBatches(np.arange(10) * 10, np.arange(10), batch_size=4, seed=42)
+    assert len(batches) == 3
+
+    def epoch() -> list[list[int]]:
+        return [batches[i][1].tolist() for i in range(len(batches))]
+
+    # The images travel with their labels, and each batch is read front to back.
+    assert [batches[i][0].tolist() for i in range(3)][0] == [0, 50, 60, 70]
+    assert epoch() == [[0, 5, 6, 7], [2, 3, 4, 9], [1, 8]]
+    batches.on_epoch_end()
+    assert epoch() == [[2, 4, 6, 8], [3, 5, 7, 9], [0, 1]]
