@@ -99,6 +99,18 @@ def write_text(dest: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+# Figures are drawn at this many dots per inch. PNG metadata would otherwise name the
+# matplotlib version; the pixels say all there is.
+DPI = 100
+PNG_METADATA = {"Software": None}
+
+
+def write_png(figure: Any, dest: Path) -> None:
+    """Save a matplotlib Figure as a PNG whose bytes depend only on what it draws."""
+    with atomic_file(dest) as tmp:
+        figure.savefig(tmp, dpi=DPI, metadata=PNG_METADATA, format="png")
+
+
 def write_csv(dest: Path, frame: Any) -> None:
     """Write a pandas DataFrame with a fixed float format and line ending."""
     with atomic_file(dest) as tmp:

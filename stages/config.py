@@ -17,10 +17,11 @@ that DVC does not track for it.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,13 +96,16 @@ def widths(value: Any) -> str | None:
     return "is not a list of up to 16 layer widths from 1 to 65536, such as [128, 64] or []"
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'train': {'epochs': 5}} -> {'train.epochs': 5}; lists stay values."""
+def flatten(
+    tree: Mapping[str, Any], prefix: str = "", keep: Collection[str] = ()
+) -> dict[str, Any]:
+    """{'train': {'epochs': 5}} -> {'train.epochs': 5}; lists, and the keys in `keep` (whose
+    rule takes the whole mapping), stay values."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{dotted}."))
+        if isinstance(value, Mapping) and value and dotted not in keep:
+            flat.update(flatten(value, f"{dotted}.", keep))
         else:
             flat[dotted] = value
     return flat
@@ -119,16 +123,22 @@ def _shown(value: Any) -> str:
 
 
 def check(
-    tree: Any, declared: Sequence[str], rules: Mapping[str, Rule], file: Path = PARAMS_FILE
+    tree: Any,
+    declared: Sequence[str],
+    rules: Mapping[str, Rule],
+    file: Path = PARAMS_FILE,
+    *,
+    optional: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The declared keys of a parsed params file, flattened and checked against `rules`.
 
     `declared` holds keys and whole sections (`train.epochs`, `render`), as dvc.yaml lists
-    them. Keys outside them are neither read nor checked. Raises ParamsError naming the key.
+    them. Keys outside them are neither read nor checked; keys under `optional` may be left
+    out. Raises ParamsError naming the key.
     """
     if not isinstance(tree, Mapping):
         raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
-    flat = flatten(tree)
+    flat = flatten(tree, keep=rules.keys())
     values: dict[str, Any] = {}
     for name in declared:
         allowed = _under(name, list(rules))
@@ -137,6 +147,8 @@ def check(
         present = _under(name, list(flat))
         for key in present:
             if key not in rules and any(rule.startswith(key + ".") for rule in allowed):
+                if flat[key] == {}:
+                    continue  # An empty section: its keys are checked as missing below.
                 raise ParamsError(
                     f"{file}: {key} = {_shown(flat[key])} is not a section holding "
                     f"{', '.join(_under(key, allowed))}"
@@ -153,12 +165,18 @@ def check(
                 )
         for key in allowed:
             if key not in flat:
+                if _under_any(key, optional):
+                    continue
                 raise ParamsError(f"{file}: {key} is missing")
             problem = rules[key](flat[key])
             if problem:
                 raise ParamsError(f"{file}: {key} = {_shown(flat[key])} {problem}")
             values[key] = flat[key]
     return values
+
+
+def _under_any(key: str, names: Sequence[str]) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in names)
 
 
 def _nested(tree: Mapping[str, Any], dotted: str) -> Any:
@@ -176,6 +194,15 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path}: not valid YAML{where}") from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found; run `dvc repro`, which writes it") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ParamsError(f"{path}: not valid JSON") from None
 
 
 @dataclass(frozen=True)
@@ -250,13 +277,15 @@ class _Arguments(argparse.ArgumentParser):
         raise StageError(f"{self.prog}: {message}")
 
 
-def parse_files(stage: str, names: Sequence[str], argv: Sequence[str]) -> dict[str, Path]:
+def parse_files(
+    stage: str, names: Sequence[str], argv: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, Path]:
     """The stage's files from its command line: `--train-set data/prepared/train ...`."""
     parser = _Arguments(prog=f"python -m stages.{stage.split('@')[0]}", add_help=False)
-    for name in names:
-        parser.add_argument(f"--{_option(name)}", dest=name, required=True, metavar="PATH")
+    for name in [*names, *optional]:
+        parser.add_argument(f"--{_option(name)}", dest=name, required=name in names, metavar="PATH")
     parsed = parser.parse_args(list(argv))
-    return {name: Path(getattr(parsed, name)) for name in names}
+    return {name: Path(value) for name in [*names, *optional] if (value := getattr(parsed, name))}
 
 
 def load(
@@ -265,15 +294,19 @@ def load(
     files: Sequence[str] = (),
     *,
     together: Callable[[dict[str, Any]], str | None] | None = None,
+    optional: Sequence[str] = (),
     argv: Sequence[str] | None = None,
 ) -> StageParams:
     """Check what `stage` declares and hand it over.
 
     Under `dvc repro` the stage's name comes from DVC (DVC_STAGE, as in `train@cnn`).
     `together` checks the values against each other and returns a problem or None.
+    A stage of a variant gets its settings from the file `--settings` names (written by the
+    variant_settings stage, a declared dep) instead of params.yaml, checked by the same rules.
     """
     stage = os.environ.get("DVC_STAGE", stage)
-    paths = parse_files(stage, files, sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    paths = parse_files(stage, files, argv, optional=("settings",))
     found = declared(stage)
     for name, path in paths.items():
         if os.path.normpath(path) not in found.files:
@@ -281,7 +314,12 @@ def load(
                 f"{DVC_FILE}: --{_option(name)} {path} is not among the deps or outs of "
                 f"stages.{stage}"
             )
-    values = check(read_yaml(PARAMS_FILE), found.params, rules)
+    if "settings" in paths:
+        settings = paths.pop("settings")
+        sections = list(dict.fromkeys(key.split(".")[0] for key in rules))
+        values = check(read_json(settings), sections, rules, settings)
+    else:
+        values = check(read_yaml(PARAMS_FILE), found.params, rules, optional=optional)
     problem = together(values) if together else None
     if problem:
         raise ParamsError(f"{PARAMS_FILE}: {problem}")

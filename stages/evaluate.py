@@ -2,14 +2,17 @@
 and `model.predict` do, and break the score down per digit.
 
 Reads:  paths.model; paths.test_set (x_test, y_test).
-Writes: paths.metrics (test loss and accuracy, macro F1), paths.predictions (one row per
-        test image: index, true, predicted, confidence), paths.confusion (the 10 x 10
-        confusion matrix, rows true digits, columns predicted) and paths.per_class
+Writes: paths.metrics (test loss, accuracy, macro F1, images, the model's weights),
+        paths.predictions (one row per test image: index, true, predicted, confidence),
+        paths.confusion (the 10 x 10 confusion matrix, rows true digits, columns predicted)
+        and paths.per_class; and paths.network, the model's layers and weights for the
+        course page's JavaScript
         (precision, recall, F1 and support per digit).
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +67,52 @@ def confusion_table(matrix: np.ndarray) -> pd.DataFrame:
     return table
 
 
+# Layers that pass images through unchanged at prediction time, as Keras runs them.
+PASS_THROUGH = {"InputLayer", "Dropout", "RandomRotation", "RandomZoom", "RandomTranslation"}
+
+
+def encode(weights: np.ndarray) -> str:
+    """float32 weights as base64 of their little-endian bytes, the page's Float32Array."""
+    return base64.b64encode(np.asarray(weights, dtype="<f4").tobytes()).decode()
+
+
+def network_spec(model) -> dict:
+    """The layers and weights of a trained model, for the course page's JavaScript.
+
+    Only what the pipeline builds is written (stages/model.py): Dense, Conv2D with "valid"
+    padding and stride 1, MaxPooling2D, Flatten, Reshape and LeakyReLU; dropout and
+    augmentation layers do nothing at prediction time and are left out.
+    """
+    layers = []
+    for layer in model.layers:
+        kind, config = type(layer).__name__, layer.get_config()
+        if kind in PASS_THROUGH:
+            continue
+        if kind == "Dense":
+            kernel, bias = layer.get_weights()
+            layers.append({"type": "dense", "units": config["units"],
+                           "activation": config["activation"],
+                           "kernel": encode(kernel), "bias": encode(bias)})  # fmt: skip
+        elif kind == "Conv2D" and config["padding"] == "valid" and config["strides"] == (1, 1):
+            kernel, bias = layer.get_weights()
+            layers.append({"type": "conv2d", "filters": config["filters"],
+                           "kernel_size": list(config["kernel_size"]),
+                           "activation": config["activation"],
+                           "kernel": encode(kernel), "bias": encode(bias)})  # fmt: skip
+        elif kind == "MaxPooling2D" and config["padding"] == "valid":
+            layers.append({"type": "max_pool", "pool_size": config["pool_size"][0],
+                           "strides": config["strides"][0]})  # fmt: skip
+        elif kind == "Flatten":
+            layers.append({"type": "flatten"})
+        elif kind == "Reshape":
+            layers.append({"type": "reshape", "shape": list(config["target_shape"])})
+        elif kind == "LeakyReLU":
+            layers.append({"type": "leaky_relu", "negative_slope": config["negative_slope"]})
+        else:
+            raise cli.StageError(f"the course page cannot run a {kind} layer ({layer.name})")
+    return {"layers": layers}
+
+
 def evaluate(
     model_path: Path,
     test_set: Path,
@@ -71,6 +120,7 @@ def evaluate(
     predictions_path: Path,
     confusion_path: Path,
     per_class_path: Path,
+    network_path: Path,
 ) -> dict[str, float]:
     # Imported here so that a mistake is reported before TensorFlow's slow import.
     keras = cli.import_keras()
@@ -89,12 +139,14 @@ def evaluate(
             "accuracy": round(float(scores["accuracy"]), 6),
             "macro_f1": round(float(per_class["f1"].mean()), 6),
             "images": len(table),
+            "weights": int(model.count_params()),
         }
     }
     artifacts.write_csv(predictions_path, table)
     artifacts.write_csv(confusion_path, confusion_table(matrix))
     artifacts.write_csv(per_class_path, per_class)
     artifacts.write_json(metrics_path, metrics)
+    artifacts.write_json(network_path, network_spec(model))
     print(
         f"evaluate: test accuracy {metrics['test']['accuracy']:.4f}, "
         f"loss {metrics['test']['loss']:.4f} on {len(table)} images"
@@ -104,7 +156,9 @@ def evaluate(
 
 def main() -> None:
     params = config.load(
-        "evaluate", {}, ("model", "test_set", "metrics", "predictions", "confusion", "per_class")
+        "evaluate",
+        {},
+        ("model", "test_set", "metrics", "predictions", "confusion", "per_class", "network"),
     )
     evaluate(
         params.path("model"),
@@ -113,6 +167,7 @@ def main() -> None:
         params.path("predictions"),
         params.path("confusion"),
         params.path("per_class"),
+        params.path("network"),
     )
 
 

@@ -1,8 +1,10 @@
 """Page: one self-contained HTML page telling the lesson's story for this build.
 
 Reads:  paths.metrics, paths.confusion, paths.per_class, paths.figures (the PNGs are embedded),
-        paths.raw and paths.model (for their digests); params model.*, train.* (shown) and
-        render.confused_pairs.
+        paths.raw and paths.model (for their digests), paths.comparison (the variations'
+        table and curves), paths.network and each variation's network.json (the weights the
+        "Try it" section runs), stages/page.js and stages/page.css (inlined); params model.*,
+        train.* (shown) and render.confused_pairs.
 Writes: paths.page, an HTML file with no outside references: it works offline, can be mailed
         or published as it is, and reads on a phone as on a projector.
 """
@@ -34,27 +36,6 @@ PACKAGES = {
     "matplotlib": ("matplotlib",),
     "dvc": ("dvc",),
 }
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 0; color: #1a1a1a; background: #fff;
-       line-height: 1.5; }
-main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
-h1 { font-size: 1.8rem; margin-bottom: 0.2rem; }
-h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
-.score { font-size: 1.3rem; }
-figure { margin: 1rem 0; }
-img { max-width: 100%; height: auto; display: block; }
-figcaption { color: #555; font-size: 0.95rem; }
-.pair { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-.pair figure { flex: 1 1 18rem; }
-.table { overflow-x: auto; }
-table { border-collapse: collapse; margin: 0.5rem 0; }
-th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
-th { background: #f3f3f3; }
-td:first-child, th:first-child { text-align: left; }
-code { font-size: 0.9rem; word-break: break-all; }
-"""
-
 
 # Each figure render draws, with its alt text and its caption.
 FIGURES = {
@@ -126,6 +107,86 @@ def versions() -> dict[str, str]:
     return found
 
 
+def variations_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """compare's table, formatted for reading."""
+    return pd.DataFrame(
+        {
+            "model": comparison["variant"],
+            "what it changes": comparison["changes"],
+            "test accuracy": [f"{a:.2%}" for a in comparison["test_accuracy"]],
+            "test loss": [f"{loss:.4f}" for loss in comparison["test_loss"]],
+            "macro F1": [f"{f:.4f}" for f in comparison["macro_f1"]],
+            "weights": [f"{w:,}" for w in comparison["weights"]],
+            "epochs": comparison["epochs"],
+        }
+    )
+
+
+def variations_section(comparison: Path) -> str:
+    """The lesson's model beside its variations: compare's table and training curves."""
+    frame = pd.read_csv(comparison / "variants.csv")
+    if len(frame) < 2:
+        return (
+            "<h2>Variations</h2>\n<p>This build has no variations: <code>variants</code> "
+            "in <code>params.yaml</code> is empty.</p>"
+        )
+    curves = embedded_image(
+        comparison / "curves.png",
+        "Line charts of training loss and accuracy per epoch, one line per model",
+        "Training loss and accuracy per epoch of the lesson's model and each variation.",
+    )
+    return (
+        '<h2>Variations</h2>\n<p>The lesson\'s baseline, its assignment and its "what next", '
+        "trained on the same images and scored on the same test images as the lesson's "
+        "model. Each changes only the settings named.</p>\n"
+        f"{table(variations_table(frame))}\n{curves}"
+    )
+
+
+def read_networks(lesson: Path, variant_reports: Path, comparison: Path) -> list[dict]:
+    """The lesson's network, then each variation's (in compare's order), named for the page."""
+    names = list(pd.read_csv(Path(comparison) / "variants.csv")["variant"])[1:]
+    paths = [Path(lesson)] + [Path(variant_reports) / name / "network.json" for name in names]
+    return [
+        {"name": name, **json.loads(path.read_text())}
+        for name, path in zip(["lesson", *names], paths, strict=True)
+    ]
+
+
+def try_it_section(networks: list[dict]) -> str:
+    """A drawing area and an image control; page.js answers with every network.
+
+    Without JavaScript, the controls stay hidden and the note says why.
+    """
+    # The weights travel as JSON inside the page; "</" could end the script element early.
+    data = json.dumps(networks, separators=(",", ":")).replace("</", "<\\/")
+    many = len(networks) > 1
+    return f"""<h2>Try it: draw a digit</h2>
+<section id="try-it">
+<p>Draw one digit in the square with the mouse, a finger or a pen, or open a photo or scan of
+one. The network{"s" if many else ""} of this build read{"" if many else "s"} it here, in
+your browser, without sending anything anywhere.</p>
+<noscript><p>Trying the model needs JavaScript, which is off in this browser; the rest of the
+page reads without it.</p></noscript>
+<div class="controls try" hidden>
+<div>
+<canvas class="pad" aria-label="Drawing area: draw one digit here"></canvas>
+<div class="buttons"><button type="button" class="clear">Clear</button>
+<label>or open an image: <input type="file" accept="image/*"></label></div>
+</div>
+<div>
+<output name="digit" aria-live="polite">Draw a digit, or open an image of one.</output>
+<p>What the network saw, 28 x 28 as in MNIST:<br>
+<canvas class="seen" width="28" height="28" aria-label="The 28 by 28 image the network read">
+</canvas></p>
+<div class="bars" aria-label="The probability of each digit"></div>
+<ul class="others" aria-label="The answer of each variation"></ul>
+</div>
+</div>
+<script type="application/json" id="networks">{data}</script>
+</section>"""
+
+
 def build_page(
     *,
     metrics: dict[str, Any],
@@ -136,6 +197,10 @@ def build_page(
     confused_pairs: int,
     digests: dict[str, str],
     package_versions: dict[str, str],
+    comparison: Path,
+    networks: list[dict],
+    script: str,
+    style: str,
 ) -> str:
     test = metrics["test"]
     pairs = summary.confused_pairs_table(matrix, confused_pairs)
@@ -151,13 +216,15 @@ def build_page(
         for name, (alt, caption) in FIGURES.items()
     }
     confused = table(pairs) if len(pairs) else "<p>No digit was mistaken for another.</p>"
+    variations = variations_section(comparison)
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Simple Digit Predictor: test accuracy {test["accuracy"]:.2%}</title>
-<style>{STYLE}</style>
+<style>
+{style}</style>
 </head>
 <body>
 <main>
@@ -174,6 +241,8 @@ macro F1 {test["macro_f1"]:.4f}.</p>
 {images["first_prediction"]}
 </div>
 
+{try_it_section(networks)}
+
 <h2>Training</h2>
 {images["training_curves"]}
 
@@ -185,6 +254,8 @@ macro F1 {test["macro_f1"]:.4f}.</p>
 {confused}
 {images["misclassified"]}
 
+{variations}
+
 <h2>Settings of this build</h2>
 {table(settings_table(settings))}
 
@@ -193,6 +264,8 @@ macro F1 {test["macro_f1"]:.4f}.</p>
 The digests are those DVC records in <code>dvc.lock</code>.</p>
 {table(stamp)}
 </main>
+<script>
+{script}</script>
 </body>
 </html>
 """
@@ -205,6 +278,11 @@ def page(
     figures: Path,
     raw: Path,
     model: Path,
+    comparison: Path,
+    network: Path,
+    variant_reports: Path,
+    script: Path,
+    style: Path,
     page_path: Path,
     *,
     settings: dict[str, Any],
@@ -219,6 +297,10 @@ def page(
         confused_pairs=confused_pairs,
         digests={str(raw): md5(raw), str(model): md5(model)},
         package_versions=versions(),
+        comparison=Path(comparison),
+        networks=read_networks(network, variant_reports, comparison),
+        script=Path(script).read_text(),
+        style=Path(style).read_text(),
     )
     artifacts.write_text(page_path, text)
     print(f"page: {page_path} ({len(text.encode()) / 2**10:.0f} KiB, self-contained)")
@@ -231,7 +313,8 @@ def main() -> None:
     params = config.load(
         "page",
         {**train.SETTINGS, **render.SETTINGS},
-        ("metrics", "confusion", "per_class", "figures", "raw", "model", "page"),
+        ("metrics", "confusion", "per_class", "figures", "raw", "model", "comparison")
+        + ("network", "variant_reports", "script", "style", "page"),
         together=train.settings_together,
     )
     settings = {
@@ -244,6 +327,11 @@ def main() -> None:
         params.path("figures"),
         params.path("raw"),
         params.path("model"),
+        params.path("comparison"),
+        params.path("network"),
+        params.path("variant_reports"),
+        params.path("script"),
+        params.path("style"),
         params.path("page"),
         settings=settings,
         confused_pairs=params["render.confused_pairs"],

@@ -52,7 +52,7 @@ def load_grey(path: Path) -> np.ndarray:
                 if width * height > MAX_PIXELS:
                     raise ImageError(f"the image is too large: {width} x {height} pixels")
                 image.load()
-                return _flatten_alpha(image)
+                return flatten_alpha(np.asarray(image.convert("RGBA")))
         except Image.DecompressionBombError:
             # Pillow refuses far larger images itself, before we see their size.
             raise ImageError(f"the image is too large: over {MAX_PIXELS:,} pixels") from None
@@ -62,21 +62,45 @@ def load_grey(path: Path) -> np.ndarray:
             raise ImageError(f"the image data is broken ({error})") from None
 
 
-def _flatten_alpha(image: Image.Image) -> np.ndarray:
-    if "A" not in image.getbands() and image.mode != "P":
-        return np.asarray(image.convert("L"), dtype=np.float64)
-    rgba = image.convert("LA")
-    grey, alpha = (np.asarray(band, dtype=np.float64) for band in rgba.split())
+def round_half_up(value: float) -> int:
+    """Rounding as the page's JavaScript does it (Math.floor(x + 0.5)), not Python's to-even."""
+    return int(np.floor(value + 0.5))
+
+
+def flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """RGBA pixels (height x width x 4, 0-255) -> greys in [0, 255].
+
+    Grey is 0.299 R + 0.587 G + 0.114 B (ITU-R 601, as Pillow's "L"), unrounded. Where the
+    paper is transparent, the ink is laid on paper of the opposite shade, so it stays visible.
+    """
+    rgba = np.asarray(rgba, dtype=np.float64)
+    grey = (299 * rgba[..., 0] + 587 * rgba[..., 1] + 114 * rgba[..., 2]) / 1000
+    alpha = rgba[..., 3]
     opaque = alpha > 127
     if not opaque.any() or opaque.all():
         return grey
-    # Transparent paper: lay the ink on a background of the opposite shade, so it stays visible.
     paper = 255.0 if np.median(grey[opaque]) < 128 else 0.0
     return grey * alpha / 255 + paper * (1 - alpha / 255)
 
 
+def box_weights(source: int, target: int) -> np.ndarray:
+    """How much of each source pixel goes into each target pixel when `source` pixels are
+    averaged down (or spread up) to `target`: target x source, each row summing to 1."""
+    edges = np.arange(target + 1) * (source / target)
+    pixels = np.arange(source)
+    low = np.maximum(edges[:-1, None], pixels[None, :])
+    high = np.minimum(edges[1:, None], pixels[None, :] + 1)
+    return np.clip(high - low, 0, None) * (target / source)
+
+
 def to_mnist(grey: np.ndarray) -> np.ndarray:
-    """Any grey image of one digit -> 28x28 float32 in [0, 1], light ink on black, as in MNIST."""
+    """Any grey image of one digit -> 28x28 float32 in [0, 1], light ink on black, as in MNIST.
+
+    The steps, which the course page's JavaScript repeats number for number: invert if the
+    border is light; subtract the border's median; crop to the ink (pixels above a tenth of the
+    brightest); stretch the ink to 255; scale the longer side to 20 pixels by area averaging;
+    place it in 28x28 with its centre of mass in the middle; divide by 255.
+    """
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) > 127:  # dark ink on light paper: MNIST is the other way round
         grey = 255 - grey
@@ -90,16 +114,16 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
 
     height, width = ink.shape
     scale = DIGIT_BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS)
-    digit = np.clip(np.asarray(digit, dtype=np.float64), 0, 255)
+    new_height = max(1, round_half_up(height * scale))
+    new_width = max(1, round_half_up(width * scale))
+    digit = box_weights(height, new_height) @ ink @ box_weights(width, new_width).T
 
     # Centre of mass to the middle of the frame, as MNIST did, keeping the digit inside it.
     total = digit.sum()
     centre_row = (digit.sum(axis=1) * np.arange(digit.shape[0])).sum() / total
     centre_col = (digit.sum(axis=0) * np.arange(digit.shape[1])).sum() / total
-    top = int(np.clip(round(FRAME / 2 - 0.5 - centre_row), 0, FRAME - digit.shape[0]))
-    left = int(np.clip(round(FRAME / 2 - 0.5 - centre_col), 0, FRAME - digit.shape[1]))
+    top = min(max(round_half_up(FRAME / 2 - 0.5 - centre_row), 0), FRAME - digit.shape[0])
+    left = min(max(round_half_up(FRAME / 2 - 0.5 - centre_col), 0), FRAME - digit.shape[1])
     frame = np.zeros((FRAME, FRAME))
     frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return (frame / 255).astype(np.float32)
@@ -110,6 +134,7 @@ class Answer:
     file: str
     digit: int | None = None
     top3: list[tuple[int, float]] | None = None
+    probabilities: list[float] | None = None
     error: str | None = None
 
     def line(self) -> str:
@@ -120,7 +145,8 @@ class Answer:
         if self.error:
             return {"file": self.file, "error": self.error}
         top3 = [{"digit": d, "probability": round(p, 6)} for d, p in self.top3]
-        return {"file": self.file, "digit": self.digit, "top3": top3}
+        every = [round(p, 6) for p in self.probabilities]
+        return {"file": self.file, "digit": self.digit, "top3": top3, "probabilities": every}
 
 
 def predict(files: list[Path], model_path: Path) -> list[Answer]:
@@ -144,6 +170,7 @@ def predict(files: list[Path], model_path: Path) -> list[Answer]:
             order = np.argsort(row)[::-1][:3]
             answer.digit = int(order[0])
             answer.top3 = [(int(d), float(row[d])) for d in order]
+            answer.probabilities = [float(p) for p in row]
     return answers
 
 

@@ -27,14 +27,7 @@ SETTINGS = {
 }
 
 RIGHT, WRONG = "blue", "red"
-DPI = 100
-# PNG metadata would otherwise name the matplotlib version; the pixels say all there is.
-PNG_METADATA = {"Software": None}
-
-
-def save_figure(figure: Figure, dest: Path) -> None:
-    with artifacts.atomic_file(dest) as tmp:
-        figure.savefig(tmp, dpi=DPI, metadata=PNG_METADATA)
+save_figure = artifacts.write_png
 
 
 def prediction_grid(

@@ -18,7 +18,14 @@ from stages import download, render
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a copy of the project needs to run: the pipeline, its params, code and pins.
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "requirements.lock", "stages"]
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    "requirements.lock",
+    "stages",
+    "reports/variants/README.md",
+    ".dvc/plots/variants.json",
+]
 
 
 def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,17 +69,18 @@ def set_params(project: Path, **changes) -> None:
 def copy_project(dest: Path) -> Path:
     """A fresh git + DVC repository holding the project's pipeline."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dest / name)
     run(["git", "init", "-q"], dest)
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     run(["dvc", "init", "-q"], dest)
     run(["dvc", "config", "core.analytics", "false"], dest)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "project"], dest)
     return dest
@@ -94,8 +102,18 @@ def render_reports(test_set: Path, reports: Path, *, misclassified: int) -> None
     )
 
 
-def small_project(dest: Path, mnist: Path, *, train_size: int = 2000, test_size: int = 500) -> Path:
-    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast."""
+def small_project(
+    dest: Path,
+    mnist: Path,
+    *,
+    train_size: int = 2000,
+    test_size: int = 500,
+    variants: dict | None = None,
+) -> Path:
+    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast.
+
+    Without variations unless `variants` names some: the tests of the variations build them.
+    """
     project = copy_project(dest)
     set_params(
         project,
@@ -104,7 +122,16 @@ def small_project(dest: Path, mnist: Path, *, train_size: int = 2000, test_size:
         prepare__test_size=test_size,
         train__epochs=1,
     )
+    set_variants(project, variants or {})
     return project
+
+
+def set_variants(project: Path, variants: dict) -> None:
+    """Replace the variants section of a copy's params.yaml."""
+    params_file = project / "params.yaml"
+    tree = yaml.safe_load(params_file.read_text())
+    tree["variants"] = variants
+    params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
 
 
 def build_and_commit(project: Path) -> str:
@@ -120,3 +147,22 @@ def stages_run(output: str) -> list[str]:
     return [
         line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
     ]
+
+
+def chromium() -> str:
+    """Debian's chromium, installed here if this machine does not have it yet."""
+    found = shutil.which("chromium")
+    if found is None:
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+        ):
+            subprocess.run(
+                command,
+                check=True,
+                capture_output=True,
+                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        found = shutil.which("chromium")
+    assert found, "chromium could not be installed with apt-get"
+    return found

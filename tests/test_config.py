@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import config, download, prepare, render, train
+from stages import compare, config, download, prepare, render, train
 from tests.helpers import ROOT, copy_project
 
 STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
+VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
 # The rules each stage hands to config.load, by the section they check.
-RULES = {**download.SETTINGS, **prepare.SETTINGS, **train.SETTINGS, **render.SETTINGS}
+RULES = {
+    **download.SETTINGS,
+    **prepare.SETTINGS,
+    **train.SETTINGS,
+    **render.SETTINGS,
+    **compare.SETTINGS,
+}
 
 
 @pytest.fixture
@@ -28,11 +35,11 @@ def params() -> dict:
 @pytest.fixture(scope="module")
 def declared() -> dict[str, config.Declared]:
     """What DVC resolves each stage of the project to."""
-    return {stage: config.declared(stage, ROOT) for stage in STAGES}
+    return {stage: config.declared(stage, ROOT) for stage in STAGES + VARIANT_STAGES}
 
 
 def check_all(tree) -> dict:
-    return config.check(tree, ["data", "prepare", "model", "train", "render"], RULES)
+    return config.check(tree, ["data", "prepare", "model", "train", "render", "variants"], RULES)
 
 
 def test_the_shipped_params_are_valid_and_keep_the_lessons_defaults(params):
@@ -83,18 +90,19 @@ ODD_VALUES = [
 
 # The odd values above that a key does take: an empty list is logistic regression, and
 # data.source may name any existing file (the download stage then refuses what is no MNIST).
-TAKEN = {"model.hidden_units": [[]], "data.source": ["/etc/passwd"]}
+# compare reads only the variants' names ("a" is one); variant_settings@a checks the rest.
+TAKEN = {"model.hidden_units": [[]], "data.source": ["/etc/passwd"], "variants": [{}, {"a": 1}]}
 
 
 @pytest.mark.parametrize("key", sorted(RULES))
 def test_every_key_refuses_every_odd_value_in_one_line(params, key):
-    section, *rest = key.split(".")
+    *parents, last = key.split(".")
     for value in ODD_VALUES:
         tree = yaml.safe_load(yaml.safe_dump(params))
-        node = tree[section]
-        for part in rest[:-1]:
+        node = tree
+        for part in parents:
             node = node[part]
-        node[rest[-1]] = value
+        node[last] = value
         if value in TAKEN.get(key, []):
             assert check_all(tree)[key] == value
             continue
@@ -275,33 +283,46 @@ class Recorder:
         return self.params.path(name)
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_reads_exactly_what_it_declares(stage, declared, params, monkeypatch):
+@pytest.mark.parametrize(
+    ("stage", "module_name", "function"),
+    [(stage, stage, stage) for stage in STAGES]
+    + [
+        ("variant_settings@cnn", "variants", "variant_settings"),
+        ("compare", "compare", "compare"),
+    ],
+)
+def test_each_stage_reads_exactly_what_it_declares(
+    stage, module_name, function, declared, params, monkeypatch
+):
     """main() must ask for every declared data file and use every declared key: a declared but
     unread one would rerun the stage for nothing; an undeclared one raises (see above)."""
     paths = yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["paths"]
-    module = importlib.import_module(f"stages.{stage}")
+    paths["variant"] = "reports/variants/cnn/settings.json"
+    paths.update(script="stages/page.js", style="stages/page.css")
+    module = importlib.import_module(f"stages.{module_name}")
     found = declared[stage]
     asked = {}
 
-    def fake_load(name, rules, files=(), *, together=None, argv=None):
+    def fake_load(name, rules, files=(), *, together=None, optional=(), argv=None):
         asked.update(name=name, files=list(files))
-        values = config.check(params, found.params, rules)
+        values = config.check(params, found.params, rules, optional=optional)
         recorder = Recorder(config.StageParams(name, values, {f: Path(paths[f]) for f in files}))
         asked["recorder"] = recorder
         return recorder
 
     monkeypatch.setattr(config, "load", fake_load)
+    monkeypatch.setenv("DVC_STAGE", stage)
     calls = []
-    monkeypatch.setattr(module, stage, lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(module, function, lambda *args, **kwargs: calls.append((args, kwargs)))
     module.main()
     assert len(calls) == 1
     assert asked["name"] == stage
-    data_files = {path for path in found.files if not path.startswith("stages/")}
+    data_files = {path for path in found.files if not path.endswith(".py")}
     assert {paths[name] for name in asked["files"]} == data_files - {"requirements.lock"}
     recorder = asked["recorder"]
     assert recorder.read == set(recorder.params.values) | {f"--{n}" for n in asked["files"]}
-    assert set(recorder.params.values) == set(config.check(params, found.params, RULES))
+    for name in found.params:
+        assert any(key == name or key.startswith(name + ".") for key in recorder.params.values)
 
 
 def stage_modules_imported_by(module: str) -> set[str]:
@@ -325,8 +346,11 @@ def stage_modules_imported_by(module: str) -> set[str]:
 def test_every_stage_depends_on_the_code_it_runs_and_on_the_run_time_lock_only(declared):
     """DVC does not follow imports: each stages/*.py a stage imports must be among its deps,
     and so must the pinned run-time packages, but not the tools' lock."""
+    modules = {"variant_settings": "variants", "variant_train": "train"}
+    modules["variant_evaluate"] = "evaluate"
     for name, stage in declared.items():
-        code = {f"stages/{module}.py" for module in stage_modules_imported_by(name) | {name}}
+        module = modules.get(name.split("@")[0], name)
+        code = {f"stages/{m}.py" for m in stage_modules_imported_by(module) | {module}}
         assert code <= stage.deps, name
         assert "requirements.lock" in stage.deps, name
         assert "requirements-dev.lock" not in stage.deps, name
@@ -337,7 +361,10 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
     without a rebuild would leave it describing a build nobody can reproduce."""
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     flat = config.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    assert set(lock["stages"]) == set(STAGES)
+    names = set(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
+    foreach = {stage.split("@")[0] for stage in VARIANT_STAGES[:3]}
+    variant_stages = {f"{stage}@{name}" for stage in foreach for name in names}
+    assert set(lock["stages"]) == {*STAGES, *variant_stages, "compare"}
     for stage in lock["stages"].values():
         for dep in stage["deps"]:
             source = ROOT / dep["path"]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stages import download
-from tests.helpers import copy_project, run, set_params, stages_run
+from tests.helpers import copy_project, run, set_params, set_variants, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +20,18 @@ pytestmark = pytest.mark.slow
 def lesson(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("lesson") / "project")
     set_params(project, data__source="mirror")
+    # The lesson at full size; the variations are built on small data in test_variants.py
+    # and at full size by `make repro` and `make bench`.
+    set_variants(project, {})
     result = run(["dvc", "repro"], project)
     return project, result.stdout
 
 
 def test_every_stage_runs_and_the_data_is_the_canonical_mnist(lesson):
     project, output = lesson
-    assert stages_run(output) == ["download", "prepare", "train", "evaluate", "render", "page"]
+    assert stages_run(output) == [
+        "download", "prepare", "train", "evaluate", "render", "compare", "page"
+    ]  # fmt: skip
     assert "verified MNIST from mirror" in output
     assert "Epoch 5/5" in output
     with np.load(project / "data/raw/mnist.npz") as raw:

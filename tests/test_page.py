@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -13,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import page, prepare
-from tests.helpers import ROOT, render_reports
+from stages import compare, evaluate, page, prepare
+from tests.helpers import ROOT, chromium, render_reports
 
 
 @pytest.fixture
@@ -41,9 +40,35 @@ def built_reports(write_tiny_raw, tmp_path, rng):
         reports / "history.csv", index=False
     )
     (reports / "metrics.json").write_text(
-        json.dumps({"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30}})
+        json.dumps(
+            {"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30, "weights": 7}}
+        )
     )
     render_reports(test_set, reports, misclassified=5)
+    cnn = reports / "variants" / "cnn"
+    cnn.mkdir(parents=True)
+    (cnn / "settings.json").write_text(json.dumps({"changes": {"model.kind": "cnn"}}))
+    (cnn / "metrics.json").write_text(
+        json.dumps(
+            {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "images": 30, "weights": 99}}
+        )
+    )
+    pd.DataFrame({"epoch": [0], "accuracy": [0.9], "loss": [0.3]}).to_csv(
+        cnn / "history.csv", index=False
+    )
+    # A stand-in network for each model: the page embeds whatever evaluate exported.
+    network = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10,
+               "activation": "softmax", "kernel": evaluate.encode(np.zeros((784, 10))),
+               "bias": evaluate.encode(np.zeros(10))}]}  # fmt: skip
+    (reports / "network.json").write_text(json.dumps(network))
+    (cnn / "network.json").write_text(json.dumps(network))
+    compare.compare(
+        reports / "metrics.json",
+        reports / "history.csv",
+        reports / "variants",
+        reports / "comparison",
+        names=["cnn"],
+    )
     (tmp_path / "model.keras").write_bytes(b"stand-in model")
     return tmp_path
 
@@ -57,6 +82,11 @@ def make_page(built, **settings):
         built / "reports/figures",
         built / "raw/mnist.npz",
         built / "model.keras",
+        built / "reports/comparison",
+        built / "reports/network.json",
+        built / "reports/variants",
+        ROOT / "stages/page.js",
+        ROOT / "stages/page.css",
         out,
         settings=settings or {"train.epochs": 5, "model.hidden_units": [128]},
         confused_pairs=3,
@@ -68,13 +98,33 @@ def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(b
     text = make_page(built_reports)
     assert "Test accuracy <strong>80.00%</strong>" in text
     assert "<td>train.epochs</td>" in text and "<td>[128]</td>" in text
-    assert "3 -&gt; 4" in text or "0 -&gt; 1" in text  # the most-confused pairs table
+    # The most-confused pairs: each of these mistakes happened once, listed by true digit.
+    pairs = re.findall(r"<td>(\d -&gt; \d)</td>", text)
+    assert pairs == ["0 -&gt; 1", "1 -&gt; 2", "4 -&gt; 5"]
     assert page.md5(built_reports / "model.keras") in text
     assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', text) == []
-    assert "<script" not in text and "http://" not in text and "https://" not in text
+    # Two scripts, both inline: the networks' weights and page.js.
+    assert re.findall(r"<script[^>]*>", text) == [
+        '<script type="application/json" id="networks">',
+        "<script>",
+    ]
+    assert "http://" not in text and "https://" not in text
+    assert (ROOT / "stages/page.js").read_text() in text
+    assert (ROOT / "stages/page.css").read_text() in text
     images = re.findall(r"<img [^>]*>", text)
-    assert len(images) == 5
+    assert len(images) == 6
     assert all(re.search(r'alt="[^"]{20,}"', image) for image in images)
+
+
+def test_the_variations_are_compared_with_the_lesson(built_reports):
+    text = make_page(built_reports)
+    section = text[text.index("<h2>Variations</h2>") : text.index("<h2>Settings")]
+    rows = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td>([^<]*)</td>\s*<td>([\d.]+%)</td>", section)
+    assert rows == [
+        ("lesson", "nothing: the lesson's settings", "80.00%"),
+        ("cnn", "model.kind=cnn", "90.00%"),
+    ]
+    assert section.count("<img ") == 1
 
 
 def test_setting_values_are_escaped(built_reports):
@@ -97,25 +147,6 @@ def test_the_page_is_the_same_bytes_when_built_by_another_process(built_reports)
         check=True,
     )
     assert (built_reports / "reports/index.html").read_text() == first
-
-
-def chromium() -> str:
-    """Debian's chromium, installed here if this machine does not have it yet."""
-    found = shutil.which("chromium")
-    if found is None:
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "chromium"],
-        ):
-            subprocess.run(
-                command,
-                check=True,
-                capture_output=True,
-                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            )
-        found = shutil.which("chromium")
-    assert found, "chromium could not be installed with apt-get"
-    return found
 
 
 @pytest.mark.slow
@@ -144,7 +175,7 @@ def test_the_page_loads_in_a_real_browser_with_every_image_and_no_request_out(
             view.on("request", lambda request: requests.append(request.url))
             view.goto(url, wait_until="load")
             widths = view.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
-            assert len(widths) == 5 and all(w > 0 for w in widths), widths
+            assert len(widths) == 6 and all(w > 0 for w in widths), widths
             assert "Test accuracy 80.00%" in view.inner_text(".score")
             overflow = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"the page is wider than a {width}px screen"

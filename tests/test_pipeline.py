@@ -17,8 +17,8 @@ from tests.helpers import ROOT, build_and_commit, run, set_params, small_project
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
-MODEL_STAGES = ["train", "evaluate", "render", "page"]
+ALL_STAGES = ["download", "prepare", "train", "evaluate", "render", "compare", "page"]
+MODEL_STAGES = ["train", "evaluate", "render", "compare", "page"]
 
 
 def repro(project, *args):
@@ -57,7 +57,7 @@ def test_what_reruns_when_a_setting_changes(project):
     assert repro(project) == ["render", "page"]
 
     set_params(project, prepare__test_size=400)  # new test images: no retraining
-    assert repro(project) == ["prepare", "evaluate", "render", "page"]
+    assert repro(project) == ["prepare", "evaluate", "render", "compare", "page"]
     assert repro(project) == []
     assert "up to date" in run(["dvc", "status"], project).stdout
 
@@ -110,10 +110,12 @@ def test_adding_a_render_setting_reruns_render_and_page_only(project):
             '    "render.confused_pairs": whole(1, 90),\n    "render.dpi": whole(50, 300),\n',
         )
     )
-    set_params(project, render__dpi=100)
-    assert repro(project) == ["render", "page"]
-    render_code.write_text(original)
-    run(["git", "checkout", "params.yaml"], project)
+    try:
+        set_params(project, render__dpi=100)
+        assert repro(project) == ["render", "page"]
+    finally:
+        render_code.write_text(original)
+        run(["git", "checkout", "params.yaml"], project)
     assert repro(project) == []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, evaluate, prepare, render, summary, train
+from stages import artifacts, cli, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
 from tests.helpers import ROOT, copy_project, render_reports
 
@@ -234,7 +236,13 @@ def test_the_chain_from_raw_arrays_to_figures(prepared, tmp_path, monkeypatch):
         reports / "predictions.csv",
         reports / "confusion.csv",
         reports / "per_class.csv",
+        reports / "network.json",
     )
+    network = json.loads((reports / "network.json").read_text())
+    assert [layer["type"] for layer in network["layers"]] == ["flatten", "dense", "dense"]
+    kernel = np.frombuffer(base64.b64decode(network["layers"][1]["kernel"]), dtype="<f4")
+    trained = keras.models.load_model(tmp_path / "model.keras").layers[1].get_weights()[0]
+    assert np.array_equal(kernel.reshape(trained.shape), trained)
     predictions = pd.read_csv(reports / "predictions.csv")
     right = int((predictions["true"] == predictions["predicted"]).sum())
     assert scores["images"] == 30
@@ -282,13 +290,13 @@ def test_render_never_imports_tensorflow():
     assert result.stdout.split() == ["False", "False"]
 
 
-STAGE_FILES = {
-    "train": "--train-set data/prepared/train --model models/model.keras "
-    "--history reports/history.csv",
-    "page": "--metrics reports/metrics.json --confusion reports/confusion_matrix.csv "
-    "--per-class reports/per_class.csv --figures reports/figures --raw data/raw/mnist.npz "
-    "--model models/model.keras --page reports/index.html",
-}
+def resolved_command(project, stage: str) -> list[str]:
+    """The stage's cmd as DVC resolves it from dvc.yaml, split into words."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        (resolved,) = repo.stage.collect(stage)
+    return resolved.cmd.split()
 
 
 @pytest.mark.parametrize("stage", ["train", "page"])
@@ -303,7 +311,7 @@ def test_a_params_mistake_is_reported_before_tensorflow_is_imported(stage, tmp_p
     )
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-c", code, *STAGE_FILES[stage].split()],
+        [sys.executable, "-c", code, *resolved_command(project, stage)[3:]],
         cwd=project,
         env=env,
         capture_output=True,
@@ -358,3 +366,25 @@ def test_the_batches_come_in_a_new_seeded_order_every_epoch():
     assert epoch() == [[0, 5, 6, 7], [2, 3, 4, 9], [1, 8]]
     batches.on_epoch_end()
     assert epoch() == [[2, 4, 6, 8], [3, 5, 7, 9], [0, 1]]
+
+
+def test_the_page_gets_every_layer_that_acts_at_prediction_time():
+    model = build_model(kind="cnn", hidden_units=[16], activation="leaky_relu", rotation=10, seed=1)
+    layers = evaluate.network_spec(model)["layers"]
+    assert [layer["type"] for layer in layers] == [
+        "reshape", "conv2d", "leaky_relu", "max_pool", "conv2d", "leaky_relu", "max_pool",
+        "flatten", "dense", "leaky_relu", "dense",
+    ]  # fmt: skip
+    assert layers[0]["shape"] == [28, 28, 1]
+    assert layers[1]["kernel_size"] == [5, 5] and layers[1]["filters"] == 32
+    assert layers[2]["negative_slope"] == pytest.approx(0.1)
+    assert layers[3] == {"type": "max_pool", "pool_size": 2, "strides": 2}
+    assert layers[-1]["activation"] == "softmax"
+
+
+def test_a_layer_the_page_cannot_run_is_refused_by_name():
+    model = keras.Sequential(
+        [keras.Input((28, 28)), keras.layers.LayerNormalization(name="norm")], name="odd"
+    )
+    with pytest.raises(cli.StageError, match=r"^the course page cannot run a LayerNormalization"):
+        evaluate.network_spec(model)

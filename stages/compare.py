@@ -1,0 +1,145 @@
+"""Compare: the lesson's model beside its variations, as one table and one figure.
+
+The lesson's theory asks why a baseline, a deeper network or a CNN does better or worse;
+this stage puts their scores side by side so the course page can answer with this build's
+own numbers.
+
+Reads:  params `variants` (their names: each variant's settings are its own stages'
+        business); the lesson's metrics and history (paths.metrics, paths.history) and, for
+        each variant, the folder paths.variant_reports/<name>/ (settings.json, metrics.json,
+        history.csv).
+Writes: paths.comparison/ with variants.csv (variant, what it changes, test accuracy, test
+        loss, macro F1, weights, epochs run), curves.csv (loss and accuracy per epoch and
+        variant, for `dvc plots`) and curves.png (the training curves of all on one figure).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from stages import artifacts, cli, config, variants
+
+LESSON = "lesson"
+
+
+def variant_names(value: Any) -> str | None:
+    """The variants section, as far as this stage reads it: a mapping of valid names (each
+    variant's settings are checked by its variant_settings stage)."""
+    if isinstance(value, Mapping) and all(
+        isinstance(name, str) and variants.NAME.fullmatch(name) for name in value
+    ):
+        return None
+    return "is not a mapping of variant names (lowercase letters, digits and _) to settings"
+
+
+SETTINGS = {"variants": variant_names}
+
+
+def describe(changes: Mapping[str, Any]) -> str:
+    """What a variant changes, as the settings it overrides: `model.kind=cnn; train.epochs=3`."""
+    if not changes:
+        return "nothing: the lesson's settings"
+    return "; ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in changes.items()
+    )
+
+
+def row(name: str, changes: str, metrics: Mapping[str, Any], history: pd.DataFrame) -> dict:
+    test = metrics["test"]
+    return {
+        "variant": name,
+        "changes": changes,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "macro_f1": test["macro_f1"],
+        "weights": test["weights"],
+        "epochs": len(history),
+    }
+
+
+def curves_table(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Loss and accuracy per epoch (counted from 1) of every model, in one long table."""
+    frames = [
+        pd.DataFrame(
+            {
+                "variant": name,
+                "epoch": history["epoch"] + 1,
+                "loss": history["loss"],
+                "accuracy": history["accuracy"],
+            }
+        )
+        for name, history in histories.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def curves_figure(curves: pd.DataFrame, order: list[str]) -> Figure:
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
+        for name in order:
+            mine = curves[curves["variant"] == name]
+            axes.plot(mine["epoch"], mine[metric], marker="o", label=name)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(f"training {metric}")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle("Training curves of the lesson and its variations")
+    return figure
+
+
+def read_variant(folder: Path) -> tuple[dict, dict, pd.DataFrame]:
+    settings = json.loads((folder / "settings.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return settings, metrics, pd.read_csv(folder / "history.csv")
+
+
+def compare(
+    metrics_path: Path,
+    history_path: Path,
+    variant_reports: Path,
+    comparison: Path,
+    names: list[str],
+) -> None:
+    """The lesson first, then the variants `names`, in that order (params.yaml's). A folder
+    of a variant no longer in params.yaml is left out."""
+    histories = {LESSON: pd.read_csv(history_path)}
+    rows = [row(LESSON, describe({}), json.loads(metrics_path.read_text()), histories[LESSON])]
+    for name in names:
+        settings, metrics, history = read_variant(variant_reports / name)
+        histories[name] = history
+        rows.append(row(name, describe(settings["changes"]), metrics, history))
+    table = pd.DataFrame(rows)
+    curves = curves_table(histories)
+    with artifacts.atomic_dir(comparison) as tmp:
+        artifacts.write_csv(tmp / "variants.csv", table)
+        artifacts.write_csv(tmp / "curves.csv", curves)
+        artifacts.write_png(curves_figure(curves, list(table["variant"])), tmp / "curves.png")
+    best = table.loc[table["test_accuracy"].idxmax()]
+    print(
+        f"compare: {len(table)} models in {comparison}; best {best['variant']} "
+        f"({best['test_accuracy']:.4f})"
+    )
+
+
+def main() -> None:
+    params = config.load(
+        "compare", SETTINGS, ("metrics", "history", "variant_reports", "comparison")
+    )
+    compare(
+        params.path("metrics"),
+        params.path("history"),
+        params.path("variant_reports"),
+        params.path("comparison"),
+        names=list(params["variants"] or {}),
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,80 @@
+"""Variant settings: one of the lesson's variations, as the settings its training runs with.
+
+A variant in params.yaml overrides some model.* and train.* settings; everything it does not
+set comes from the lesson's own. This stage (one per variant, `variant_settings@<name>` in
+dvc.yaml) writes the result, so that the variant's training depends on exactly the settings
+it trains with: a new train.epochs retrains every variant that does not set its own, and a
+new variants.cnn.train.epochs retrains the CNN alone.
+
+Reads:  params model.*, train.* and variants.<name>.*.
+Writes: the variant's settings file, JSON: {"changes": the overrides, as dotted keys, and
+        "model", "train": every setting, overrides applied}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stages import artifacts, cli, config, train
+
+# A variant's name becomes part of stage names and paths.
+NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def rules_for(name: str) -> dict[str, config.Rule]:
+    """The lesson's rules, and the same rules for the variant's optional overrides."""
+    overrides = {f"variants.{name}.{key}": rule for key, rule in train.SETTINGS.items()}
+    return {**train.SETTINGS, **overrides}
+
+
+def resolve(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The lesson's model.* and train.* settings with the variant's overrides applied."""
+    prefix = f"variants.{name}."
+    changes = {key.removeprefix(prefix): v for key, v in values.items() if key.startswith(prefix)}
+    settings = {key: values[key] for key in train.SETTINGS}
+    settings.update(changes)
+    return {"changes": changes, **nest(settings)}
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'train.augmentation.zoom': 0.1} -> {'train': {'augmentation': {'zoom': 0.1}}}."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *parents, last = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree
+
+
+def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[str, Any]:
+    resolved = resolve(values, name)
+    problem = train.settings_together(config.flatten({k: resolved[k] for k in ("model", "train")}))
+    if problem:
+        raise config.ParamsError(f"{config.PARAMS_FILE}: variants.{name}: {problem}")
+    artifacts.write_json(dest, resolved)
+    changes = ", ".join(f"{key}={value}" for key, value in resolved["changes"].items())
+    print(f"variant_settings: {name}: {changes or 'the lesson unchanged'}")
+    return resolved
+
+
+def main() -> None:
+    stage = os.environ.get("DVC_STAGE", "variant_settings")
+    name = stage.partition("@")[2]
+    if not NAME.fullmatch(name):
+        raise config.ParamsError(
+            f"{config.PARAMS_FILE}: variants.{name} is not a name of lowercase letters, digits "
+            "and _ starting with a letter (at most 32)"
+        )
+    params = config.load(stage, rules_for(name), ("variant",), optional=(f"variants.{name}",))
+    values = {key: params[key] for key in params.declared_keys()}
+    variant_settings(name, values, params.path("variant"))
+
+
+if __name__ == "__main__":
+    cli.run(main)

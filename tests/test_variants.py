@@ -1,0 +1,163 @@
+"""The lesson's variations, built by `dvc repro` beside the lesson's model, each cached on its
+own, compared in a table, a figure and the course page.
+
+Runs in a copy of the project with the default variants on 2,000 real MNIST training images
+and 500 test images (the lesson's own model trains one epoch there).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers import (
+    ROOT,
+    build_and_commit,
+    run,
+    set_params,
+    set_variants,
+    small_project,
+    stages_run,
+)
+
+pytestmark = pytest.mark.slow
+
+DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
+NAMES = list(DEFAULT_VARIANTS)
+
+
+def variant_stages(*names: str) -> set[str]:
+    return {f"{stage}@{name}" for stage in ("variant_settings", "variant_train", "variant_evaluate")
+            for name in names}  # fmt: skip
+
+
+def repro(project) -> set[str]:
+    return set(stages_run(run(["dvc", "repro"], project).stdout))
+
+
+def restore(project) -> None:
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, real_mnist):
+    project = small_project(
+        tmp_path_factory.mktemp("variants") / "project", real_mnist, variants=DEFAULT_VARIANTS
+    )
+    built = stages_run(build_and_commit(project))
+    lesson = ["download", "prepare", "train", "evaluate", "render"]
+    assert set(built) == {*lesson, *variant_stages(*NAMES), "compare", "page"}
+    assert built.index("compare") > max(built.index(s) for s in variant_stages(*NAMES))
+    return project
+
+
+def test_the_defaults_are_the_lessons_baseline_assignment_and_what_next():
+    assert DEFAULT_VARIANTS == {
+        "logistic": {"model": {"hidden_units": []}},
+        "assignment": {
+            "model": {"hidden_units": [128, 64], "activation": "leaky_relu"},
+            "train": {
+                "optimizer": "rmsprop",
+                "epochs": 10,
+                "augmentation": {"rotation": 10, "zoom": 0.1, "shift": 0.1},
+            },
+        },
+        "cnn": {"model": {"kind": "cnn"}, "train": {"epochs": 3}},
+    }
+
+
+def test_the_comparison_table_lists_the_lesson_then_each_variant(project):
+    table = pd.read_csv(project / "reports/comparison/variants.csv")
+    assert list(table["variant"]) == ["lesson", *NAMES]
+    assert list(table["changes"][:2]) == ["nothing: the lesson's settings", "model.hidden_units=[]"]
+    assert table["changes"][3] == "model.kind=cnn; train.epochs=3"
+    # Epochs run: the lesson's one (set by the small project), the variants' own.
+    assert list(table["epochs"]) == [1, 1, 10, 3]
+    # Weights: 784 x 10 + 10 for logistic regression; the lesson's 784 x 128 + 128 + 1,290.
+    assert list(table["weights"][:2]) == [101_770, 7_850]
+    for name in NAMES:
+        metrics = json.loads((project / f"reports/variants/{name}/metrics.json").read_text())
+        row = table[table["variant"] == name].iloc[0]
+        assert row["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+    curves = pd.read_csv(project / "reports/comparison/curves.csv")
+    assert curves.groupby("variant", sort=False).size().to_dict() == {
+        "lesson": 1, "logistic": 1, "assignment": 10, "cnn": 3
+    }  # fmt: skip
+
+
+def test_dvc_metrics_and_plots_read_each_variant(project):
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert set(files) == {"reports/metrics.json"} | {
+        f"reports/variants/{name}/metrics.json" for name in NAMES
+    }
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert "Training curves of the lesson and its variations" in plots["data"]
+
+
+def test_the_page_shows_the_variations(project):
+    page = (project / "reports/index.html").read_text()
+    section = page[page.index("<h2>Variations</h2>") : page.index("<h2>Settings")]
+    for name in ["lesson", *NAMES]:
+        assert f"<td>{name}</td>" in section
+    assert section.count("<img ") == 1
+
+
+def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(project):
+    restore(project)
+    variants = dict(DEFAULT_VARIANTS, cnn={"model": {"kind": "cnn"}, "train": {"epochs": 2}})
+    assert variants != DEFAULT_VARIANTS
+    set_variants(project, variants)
+    assert repro(project) == variant_stages("cnn") | {"compare", "page"}
+    restore(project)
+
+
+def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project):
+    restore(project)
+    set_params(project, train__epochs=2)
+    ran = repro(project)
+    # Every variant's settings are resolved again, but only logistic's change: the assignment
+    # and the CNN set their own epochs, so they are not trained again.
+    assert ran == {"train", "evaluate", "render", "compare", "page"} | (
+        variant_stages(*NAMES) - variant_stages("assignment", "cnn")
+        | {"variant_settings@assignment", "variant_settings@cnn"}
+    )
+    restore(project)
+
+
+def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
+    restore(project)
+    before = {name: (project / name).read_bytes()
+              for name in ("reports/comparison/variants.csv", "reports/index.html")}  # fmt: skip
+    set_variants(project, {**DEFAULT_VARIANTS, "wide": {"model": {"hidden_units": [256]}}})
+    assert repro(project) == variant_stages("wide") | {"compare", "page"}
+    table = pd.read_csv(project / "reports/comparison/variants.csv")
+    assert list(table["variant"]) == ["lesson", *NAMES, "wide"]
+
+    run(["git", "checkout", "params.yaml"], project)
+    reverted = repro(project)
+    # wide's folder stays in the workspace (DVC leaves the outputs of a removed stage), so
+    # compare and the page, which read that folder, run again, without it; nothing is trained.
+    assert reverted <= {"compare", "page"}
+    assert {name: (project / name).read_bytes() for name in before} == before
+
+
+def test_a_bad_override_stops_that_variant_with_one_line(project):
+    restore(project)
+    set_variants(project, dict(DEFAULT_VARIANTS, cnn={"train": {"epochs": 0}}))
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert (
+        "error: params.yaml: variants.cnn.train.epochs = 0 is not a whole number from 1 to 1000\n"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    set_variants(project, dict(DEFAULT_VARIANTS, cnn={"model": {"kinds": "cnn"}}))
+    result = run(["dvc", "repro"], project, check=False)
+    assert "error: params.yaml: unknown key variants.cnn.model.kinds; allowed: " in result.stderr
+    run(["git", "checkout", "params.yaml", "dvc.lock"], project)
+    run(["dvc", "checkout"], project)
