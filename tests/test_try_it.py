@@ -103,13 +103,14 @@ def answer_for(view, source: str) -> tuple[str, list[list[float]]]:
     return output.text_content(), json.loads(output.get_attribute("data-answers"))
 
 
-def test_opened_images_get_the_same_answers_as_python(project, browser, tmp_path):
+@pytest.mark.parametrize("width", [1280, 375])
+def test_opened_images_get_the_same_answers_as_python(project, browser, tmp_path, width):
     images = digit_images(project, tmp_path / "digits")
     expected = {
         "lesson": python_answers(project, "models/model.keras", images),
         "cnn": python_answers(project, "models/variants/cnn/model.keras", images),
     }
-    view, seen = open_page(browser, project, 1280)
+    view, seen = open_page(browser, project, width)
     for image in images:
         view.set_input_files("#try-it input[type=file]", str(image))
         text, answers = answer_for(view, image.name)
@@ -216,3 +217,78 @@ def test_without_javascript_the_page_says_the_section_needs_it(project, browser)
     assert not view.locator("#try-it .controls").is_visible()
     assert "Test accuracy" in view.inner_text(".score")
     context.close()
+
+
+def numpy_activation(name: str, x: np.ndarray) -> np.ndarray:
+    from math import erf
+
+    return {
+        "relu": lambda v: np.maximum(v, 0),
+        "tanh": np.tanh,
+        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "elu": lambda v: np.where(v > 0, v, np.exp(v) - 1),
+        "gelu": lambda v: 0.5 * v * (1 + np.vectorize(erf)(v / np.sqrt(2))),
+    }[name](x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu", "gelu"])
+def test_every_activation_the_pipeline_offers_runs_in_the_page(project, browser, activation):
+    """A two-layer network per activation, run by page.js and by numpy on the same image."""
+    from stages import evaluate
+
+    rng = np.random.default_rng(7)
+    image = rng.random(784).astype(np.float32)
+    kernel, bias = rng.normal(0, 0.1, (784, 16)), rng.normal(0, 0.1, 16)
+    out_kernel, out_bias = rng.normal(0, 0.5, (16, 10)), rng.normal(0, 0.1, 10)
+    network = {"name": activation, "layers": [
+        {"type": "flatten"},
+        {"type": "dense", "units": 16, "activation": activation,
+         "kernel": evaluate.encode(kernel), "bias": evaluate.encode(bias)},
+        {"type": "leaky_relu", "negative_slope": 0.3},
+        {"type": "dense", "units": 10, "activation": "softmax",
+         "kernel": evaluate.encode(out_kernel), "bias": evaluate.encode(out_bias)},
+    ]}  # fmt: skip
+    view, _ = open_page(browser, project, 1280)
+    javascript = view.evaluate(
+        """([network, image]) => {
+          for (const layer of network.layers) {
+            if (layer.kernel) {
+              const decode = (text) => new Float32Array(
+                Uint8Array.from(atob(text), (c) => c.charCodeAt(0)).buffer);
+              [layer.kernelValues, layer.biasValues] = [decode(layer.kernel), decode(layer.bias)];
+            }
+          }
+          return Array.from(DigitPredictor.predictDigit(network, Float32Array.from(image)));
+        }""",
+        [network, image.tolist()],
+    )
+    f32 = np.float32
+    hidden = numpy_activation(activation, image @ kernel.astype(f32) + bias.astype(f32))
+    hidden = np.where(hidden > 0, hidden, 0.3 * hidden)
+    logits = hidden @ out_kernel.astype(f32) + out_bias.astype(f32)
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert np.abs(np.array(javascript) - expected).max() <= 1e-5
+    view.close()
+
+
+def test_strokes_land_under_the_pointer_when_the_page_is_zoomed(project, browser):
+    view, seen = open_page(browser, project, 1280, device_scale_factor=1.5)
+    view.evaluate("document.body.style.zoom = '1.25'")
+    pad = view.locator("#try-it .pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    x, y = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6
+    view.mouse.move(x, y)
+    view.mouse.down()
+    view.mouse.move(x + 5, y + 5)
+    view.mouse.up()
+    ink = view.evaluate(
+        """([x, y]) => { const pad = document.querySelector('#try-it .pad');
+        const box = pad.getBoundingClientRect(); const scale = pad.width / box.width;
+        return pad.getContext('2d').getImageData(Math.round((x - box.left) * scale),
+        Math.round((y - box.top) * scale), 1, 1).data[0]; }""",
+        [x + 2, y + 2],
+    )
+    assert ink == 0
+    assert seen["errors"] == []
+    view.close()
