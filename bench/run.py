@@ -77,7 +77,7 @@ def browser_prediction_ms(page: Path, repeats: int = 20) -> dict[str, float]:
     the median of `repeats` runs on the first test digit's 28x28 image, after one warm-up."""
     from playwright.sync_api import sync_playwright
 
-    from tests.helpers import chromium
+    from tests.helpers import BROWSER_ARGS, chromium
 
     timing = """([repeats]) => {
       const networks = DigitPredictor.readNetworks();
@@ -97,10 +97,7 @@ def browser_prediction_ms(page: Path, repeats: int = 20) -> dict[str, float]:
       return result;
     }"""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         view = browser.new_page()
         view.goto(page.as_uri(), wait_until="load")
         found = view.evaluate(timing, [repeats])

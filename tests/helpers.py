@@ -149,6 +149,18 @@ def stages_run(output: str) -> list[str]:
     ]
 
 
+# Chromium as root and headless, with nothing that reaches out to the network by itself
+# (this machine's closed network refuses those connections, many at a time).
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 def chromium() -> str:
     """Debian's chromium, installed here if this machine does not have it yet."""
     found = shutil.which("chromium")

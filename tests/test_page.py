@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from stages import compare, evaluate, page, prepare
-from tests.helpers import ROOT, chromium, render_reports
+from tests.helpers import BROWSER_ARGS, ROOT, chromium, render_reports
 
 
 @pytest.fixture
@@ -159,17 +159,7 @@ def test_the_page_loads_in_a_real_browser_with_every_image_and_no_request_out(
     url = (built_reports / "reports/index.html").as_uri()
     requests = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium(),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         for width, name in ((1280, "projector"), (375, "phone")):
             view = browser.new_page(viewport={"width": width, "height": 800})
             view.on("request", lambda request: requests.append(request.url))

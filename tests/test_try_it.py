@@ -14,18 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import build_and_commit, chromium, run, small_project
+from tests.helpers import BROWSER_ARGS, build_and_commit, chromium, run, small_project
 
 pytestmark = pytest.mark.slow
-
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
