@@ -1,13 +1,12 @@
-"""Evaluate: score the trained model on the test images, as the lesson's `model.evaluate`
-and `model.predict` do, and break the score down per digit.
+"""Evaluate: score the trained model on the test images (the loss and accuracy of the lesson's
+`model.evaluate`, from one `model.predict` pass) and break the score down per digit.
 
 Reads:  paths.model; paths.test_set (x_test, y_test).
 Writes: paths.metrics (test loss, accuracy, macro F1, images, the model's weights),
         paths.predictions (one row per test image: index, true, predicted, confidence),
-        paths.confusion (the 10 x 10 confusion matrix, rows true digits, columns predicted)
-        and paths.per_class; and paths.network, the model's layers and weights for the
-        course page's JavaScript
-        (precision, recall, F1 and support per digit).
+        paths.confusion (the 10 x 10 confusion matrix, rows true digits, columns predicted),
+        paths.per_class (precision, recall, F1 and support per digit) and paths.network
+        (the model's layers and weights, for the course page's JavaScript).
 """
 
 from __future__ import annotations
@@ -66,6 +65,10 @@ def confusion_table(matrix: np.ndarray) -> pd.DataFrame:
     table.insert(0, "true", np.arange(len(matrix)))
     return table
 
+
+# Images per prediction step. The answers do not depend on it; a larger step only saves
+# Python's per-step overhead (10,000 images: 1.1 s at Keras' default of 32, 0.2 s at 1,000).
+PREDICT_BATCH = 1000
 
 # Layers that pass images through unchanged at prediction time, as Keras runs them.
 PASS_THROUGH = {"InputLayer", "Dropout", "RandomRotation", "RandomZoom", "RandomTranslation"}
@@ -127,8 +130,13 @@ def evaluate(
 
     model = keras.models.load_model(model_path)
     x_test, y_test = artifacts.read_split(test_set, "test")
-    scores = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
-    probabilities = model.predict(x_test, verbose=0)
+    # One pass over the test images: the lesson's model.evaluate() would run the network a
+    # second time for the loss and accuracy, which follow from the probabilities.
+    probabilities = model.predict(x_test, batch_size=PREDICT_BATCH, verbose=0)
+    scores = {
+        "loss": keras.losses.SparseCategoricalCrossentropy()(y_test, probabilities),
+        "accuracy": keras.metrics.SparseCategoricalAccuracy()(y_test, probabilities),
+    }
 
     table = predictions_table(y_test, probabilities)
     matrix = confusion_matrix(table["true"], table["predicted"])
