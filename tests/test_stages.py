@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 
 from stages import artifacts, cli, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
-from tests.helpers import ROOT, copy_project, render_reports
+from tests.helpers import ROOT, copy_project, random_digits, render_reports
 
 TRAIN_SETTINGS = dict(
     architecture=dict(hidden_units=[16]),
@@ -182,6 +183,43 @@ def test_training_twice_gives_the_same_bytes(prepared, tmp_path):
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     with zipfile.ZipFile(first) as archive:
         assert b"date_saved" not in archive.read("metadata.json")
+
+
+AVX2_SETTINGS = dict(
+    architecture=dict(hidden_units=[64, 32], activation="leaky_relu"),
+    epochs=2,
+    batch_size=16,
+    optimizer="rmsprop",
+    learning_rate=0.001,
+    seed=3,
+)
+TRAIN_IN_A_PROCESS = f"""
+import sys
+from pathlib import Path
+from stages import train
+train.train(*map(Path, sys.argv[1:]), **{AVX2_SETTINGS!r})
+"""
+
+
+def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
+    """oneDNN, under TensorFlow, runs other code on a CPU with AVX-512 than on one with AVX2
+    only. A training in a process that takes this CPU for an AVX2 one
+    (ONEDNN_MAX_CPU_ISA=AVX2) gives the bytes of one in this process, because the stages
+    hold oneDNN to AVX2 everywhere. (The check has teeth on a CPU with AVX-512, such as the
+    Xeon it was written on, where it fails without that hold; elsewhere both runs are AVX2.)"""
+    images, labels = random_digits(rng, 512)
+    split = tmp_path / "train"
+    artifacts.write_split(split, "train", (images / 255.0).astype(np.float32), labels)
+    here, there = tmp_path / "here.keras", tmp_path / "there.keras"
+    train.train(split, here, tmp_path / "here.csv", **AVX2_SETTINGS)
+    subprocess.run(
+        [sys.executable, "-c", TRAIN_IN_A_PROCESS, split, there, tmp_path / "there.csv"],
+        cwd=ROOT,
+        env=dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2"),
+        check=True,
+        capture_output=True,
+    )
+    assert here.read_bytes() == there.read_bytes()
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
