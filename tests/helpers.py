@@ -126,6 +126,13 @@ def small_project(
     return project
 
 
+def copy_build(built: Path, dest: Path) -> Path:
+    """A copy of a built project, its git history, DVC cache and run-cache included, for a
+    test module to change as it likes: only what it changes is built again."""
+    shutil.copytree(built, dest, symlinks=True)
+    return dest
+
+
 def set_variants(project: Path, variants: dict) -> None:
     """Replace the variants section of a copy's params.yaml."""
     params_file = project / "params.yaml"

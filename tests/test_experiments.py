@@ -8,14 +8,13 @@ import time
 
 import pytest
 
-from tests.helpers import build_and_commit, run, small_project, venv_env
+from tests.helpers import copy_build, run, venv_env
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, real_mnist):
-    project = small_project(tmp_path / "project", real_mnist, train_size=1000, test_size=200)
-    build_and_commit(project)
+def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, lesson_build):
+    project = copy_build(lesson_build[0], tmp_path / "project")
 
     run(["dvc", "exp", "run", "--queue", "-n", "logistic", "-S", "model.hidden_units=[]"], project)
     run(

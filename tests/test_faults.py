@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.helpers import build_and_commit, run, set_params, small_project, stages_run, venv_env
+from tests.helpers import copy_build, run, set_params, stages_run, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +46,8 @@ def leftovers(project):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, real_mnist):
-    project = small_project(tmp_path_factory.mktemp("faults") / "project", real_mnist)
-    build_and_commit(project)
-    return project
+def project(tmp_path_factory, lesson_build):
+    return copy_build(lesson_build[0], tmp_path_factory.mktemp("faults") / "project")
 
 
 def start(command, project):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import build_and_commit, run, small_project, stages_run
+from tests.helpers import copy_build, run, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +72,9 @@ def s3_endpoint():
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, real_mnist):
+def origin(tmp_path_factory, lesson_build):
     """A small committed build, to be pushed."""
-    project = small_project(
-        tmp_path_factory.mktemp("remote") / "origin", real_mnist, train_size=1000, test_size=200
-    )
-    build_and_commit(project)
-    return project
+    return copy_build(lesson_build[0], tmp_path_factory.mktemp("remote") / "origin")
 
 
 def add_s3_remote(project: Path, name: str, url: str, endpoint: str, credentials: bool = True):

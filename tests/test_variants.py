@@ -1,8 +1,9 @@
 """The lesson's variations, built by `dvc repro` beside the lesson's model, each cached on its
 own, compared in a table, a figure and the course page.
 
-Runs in a copy of the project with the default variants on 2,000 real MNIST training images
-and 500 test images (the lesson's own model trains one epoch there).
+Runs in a copy of the session's small build with the default variants (tests/conftest.py:
+2,000 real MNIST training images and 500 test images; the lesson's own model trains one
+epoch there).
 """
 
 from __future__ import annotations
@@ -11,21 +12,12 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.helpers import (
-    ROOT,
-    build_and_commit,
-    run,
-    set_params,
-    set_variants,
-    small_project,
-    stages_run,
-)
+from tests.conftest import DEFAULT_VARIANTS
+from tests.helpers import copy_build, run, set_params, set_variants, stages_run
 
 pytestmark = pytest.mark.slow
 
-DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
 NAMES = list(DEFAULT_VARIANTS)
 
 
@@ -44,15 +36,12 @@ def restore(project) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, real_mnist):
-    project = small_project(
-        tmp_path_factory.mktemp("variants") / "project", real_mnist, variants=DEFAULT_VARIANTS
-    )
-    built = stages_run(build_and_commit(project))
+def project(tmp_path_factory, variants_build):
+    project, built = variants_build
     lesson = ["download", "prepare", "train", "evaluate", "render"]
     assert set(built) == {*lesson, *variant_stages(*NAMES), "compare", "page"}
     assert built.index("compare") > max(built.index(s) for s in variant_stages(*NAMES))
-    return project
+    return copy_build(project, tmp_path_factory.mktemp("variants") / "project")
 
 
 def test_the_defaults_are_the_lessons_baseline_assignment_and_what_next():
