@@ -1,33 +1,38 @@
 """The course page's "Try it": a digit drawn or opened in Chromium is read by this build's own
 networks, offline, and the page's JavaScript answers as `python -m stages.predict` does.
 
-Builds a small project (2,000 real training images, one epoch) with the lesson's dense model
-and a CNN variant, then drives the page with Playwright in Debian's Chromium.
+Reads the session's small build (2,000 real training images) with the lesson's dense model
+and the default variations, a CNN among them, and drives its page with Playwright in
+Debian's Chromium.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import BROWSER_ARGS, build_and_commit, chromium, run, small_project
+from stages import predict
+from tests.conftest import DEFAULT_VARIANTS
+from tests.helpers import BROWSER_ARGS, chromium
 
 pytestmark = pytest.mark.slow
 
 
+# The lesson's model, then each variation, in the order the page answers.
+MODELS = {
+    "lesson": "models/model.keras",
+    **{name: f"models/variants/{name}/model.keras" for name in DEFAULT_VARIANTS},
+}
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, real_mnist):
-    project = small_project(
-        tmp_path_factory.mktemp("try_it") / "project",
-        real_mnist,
-        variants={"cnn": {"model": {"kind": "cnn"}}},
-    )
-    build_and_commit(project)
-    return project
+def project(variants_build):
+    """The session's small build with the default variations (read only here): dense
+    networks, LeakyReLU, augmentation layers and a CNN."""
+    return variants_build[0]
 
 
 def digit_images(project, folder) -> list:
@@ -58,11 +63,21 @@ def digit_images(project, folder) -> list:
 
 
 def python_answers(project, model, images) -> dict[str, list[float]]:
-    result = run(
-        [sys.executable, "-m", "stages.predict", "--json", "--model", model, *map(str, images)],
-        project,
-    )
-    return {record["file"]: record["probabilities"] for record in json.loads(result.stdout)}
+    """What stages.predict (the code behind `digit-predict`) answers for each image."""
+    return {
+        answer.file: answer.probabilities for answer in predict.predict(images, project / model)
+    }
+
+
+@pytest.fixture(scope="module")
+def digits(project, tmp_path_factory) -> list:
+    return digit_images(project, tmp_path_factory.mktemp("try_it") / "digits")
+
+
+@pytest.fixture(scope="module")
+def python_expected(project, digits) -> dict[str, dict[str, list[float]]]:
+    """Each network's probabilities for each digit image, from stages.predict."""
+    return {name: python_answers(project, model, digits) for name, model in MODELS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -95,18 +110,15 @@ def answer_for(view, source: str) -> tuple[str, list[list[float]]]:
 
 
 @pytest.mark.parametrize("width", [1280, 375])
-def test_opened_images_get_the_same_answers_as_python(project, browser, tmp_path, width):
-    images = digit_images(project, tmp_path / "digits")
-    expected = {
-        "lesson": python_answers(project, "models/model.keras", images),
-        "cnn": python_answers(project, "models/variants/cnn/model.keras", images),
-    }
+def test_opened_images_get_the_same_answers_as_python(
+    project, browser, digits, python_expected, width
+):
     view, seen = open_page(browser, project, width)
-    for image in images:
+    for image in digits:
         view.set_input_files("#try-it input[type=file]", str(image))
         text, answers = answer_for(view, image.name)
-        for name, probabilities in zip(("lesson", "cnn"), answers, strict=True):
-            python = expected[name][str(image)]
+        for name, probabilities in zip(MODELS, answers, strict=True):
+            python = python_expected[name][str(image)]
             assert int(np.argmax(probabilities)) == int(np.argmax(python)), (name, image.name)
             assert np.abs(np.array(probabilities) - python).max() <= 1e-4, (name, image.name)
         assert text.startswith(f"{int(np.argmax(answers[0]))} (")
@@ -143,7 +155,7 @@ def test_a_digit_drawn_with_the_mouse_is_answered_and_the_page_stays_put(project
     view.mouse.up()
     text, answers = answer_for(view, "drawing")
     assert text == f"{int(np.argmax(answers[0]))} ({100 * max(answers[0]):.1f}% sure)"
-    assert len(answers) == 2 and all(abs(sum(a) - 1) < 1e-6 for a in answers)
+    assert len(answers) == len(MODELS) and all(abs(sum(a) - 1) < 1e-6 for a in answers)
     assert scroll_position(view) == before
     # The stroke landed under the pointer: the pad's device pixels where the pen went are ink.
     middle = points[len(points) // 4]
