@@ -36,8 +36,10 @@ venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other ta
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/dvc repro
 
+# One worker per core (pytest-xdist), each taking a whole test file at a time, since a file's
+# tests change one copied build in turn. On 2 cores here: 433 s, against 674 s in one process.
 test: $(BIN)/activate ## Run the test suite (includes a full build on real MNIST).
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --dist loadfile
 
 lint: $(BIN)/activate ## Check formatting and lint with ruff.
 	$(BIN)/ruff format --check .
