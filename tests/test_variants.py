@@ -102,7 +102,6 @@ def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(p
     assert variants != DEFAULT_VARIANTS
     set_variants(project, variants)
     assert repro(project) == variant_stages("cnn") | {"compare", "page"}
-    restore(project)
 
 
 def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project):
@@ -115,7 +114,6 @@ def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project
         variant_stages(*NAMES) - variant_stages("assignment", "cnn")
         | {"variant_settings@assignment", "variant_settings@cnn"}
     )
-    restore(project)
 
 
 def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
