@@ -96,3 +96,17 @@ def variants_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[
     return shared_build(
         tmp_path_factory, worker_id, "variants_build", real_mnist, variants=DEFAULT_VARIANTS
     )
+
+
+# The longest test files first, so that pytest-xdist's workers, each taking a whole file at a
+# time, finish together, and the two shared builds start at once on different workers.
+LONGEST_FIRST = ["test_pipeline.py", "test_try_it.py", "test_variants.py", "test_end_to_end.py",
+                 "test_faults.py", "test_experiments.py", "test_remote.py"]  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # A stable sort: each file's tests keep their order.

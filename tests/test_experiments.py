@@ -40,7 +40,7 @@ def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, lesso
             status = run(["dvc", "queue", "status"], project).stdout
             if "Queued" not in status and "Running" not in status:
                 break
-            time.sleep(3)
+            time.sleep(1)
     finally:
         run(["dvc", "queue", "stop", "--kill"], project, check=False)
     assert status.count("Success") == 2, status
