@@ -111,9 +111,14 @@ def flatten(
     return flat
 
 
+def _is_under(key: str, name: str) -> bool:
+    """Whether `key` is `name` or lies under it (`train.epochs` under `train`)."""
+    return key == name or key.startswith(name + ".")
+
+
 def _under(name: str, keys: Sequence[str]) -> list[str]:
     """The keys that are `name` or lie under it."""
-    return [key for key in keys if key == name or key.startswith(name + ".")]
+    return [key for key in keys if _is_under(key, name)]
 
 
 def _shown(value: Any) -> str:
@@ -165,7 +170,7 @@ def check(
                 )
         for key in allowed:
             if key not in flat:
-                if _under_any(key, optional):
+                if any(_is_under(key, name) for name in optional):
                     continue
                 raise ParamsError(f"{file}: {key} is missing")
             problem = rules[key](flat[key])
@@ -173,10 +178,6 @@ def check(
                 raise ParamsError(f"{file}: {key} = {_shown(flat[key])} {problem}")
             values[key] = flat[key]
     return values
-
-
-def _under_any(key: str, names: Sequence[str]) -> bool:
-    return any(key == name or key.startswith(name + ".") for name in names)
 
 
 def _nested(tree: Mapping[str, Any], dotted: str) -> Any:
@@ -288,6 +289,12 @@ def parse_files(
     return {name: Path(value) for name in [*names, *optional] if (value := getattr(parsed, name))}
 
 
+def stage_name(default: str) -> str:
+    """The running stage's name: DVC's under `dvc repro` (DVC_STAGE, as in `train@cnn`),
+    else `default`."""
+    return os.environ.get("DVC_STAGE", default)
+
+
 def load(
     stage: str,
     rules: Mapping[str, Rule],
@@ -304,7 +311,7 @@ def load(
     A stage of a variant gets its settings from the file `--settings` names (written by the
     variant_settings stage, a declared dep) instead of params.yaml, checked by the same rules.
     """
-    stage = os.environ.get("DVC_STAGE", stage)
+    stage = stage_name(stage)
     argv = sys.argv[1:] if argv is None else argv
     paths = parse_files(stage, files, argv, optional=("settings",))
     found = declared(stage)

@@ -13,7 +13,6 @@ Writes: the variant's settings file, JSON: {"changes": the overrides, as dotted 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,7 +63,7 @@ def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[s
 
 
 def main() -> None:
-    stage = os.environ.get("DVC_STAGE", "variant_settings")
+    stage = config.stage_name("variant_settings")
     name = stage.partition("@")[2]
     if not NAME.fullmatch(name):
         raise config.ParamsError(
