@@ -27,7 +27,6 @@ SETTINGS = {
 }
 
 RIGHT, WRONG = "blue", "red"
-save_figure = artifacts.write_png
 
 
 def prediction_grid(
@@ -172,18 +171,20 @@ def render(
     first = predictions.iloc[0]
 
     with artifacts.atomic_dir(figures) as tmp:
-        save_figure(
+        artifacts.write_png(
             prediction_grid(images, true, predicted, grid_size), tmp / "prediction_grid.png"
         )
-        save_figure(
+        artifacts.write_png(
             first_prediction(
                 images[0], int(first["true"]), int(first["predicted"]), first["confidence"]
             ),
             tmp / "first_prediction.png",
         )
-        save_figure(confusion_heatmap(matrix), tmp / "confusion_matrix.png")
-        save_figure(training_curves(history), tmp / "training_curves.png")
-        save_figure(misclassified_gallery(images, wrong, misclassified), tmp / "misclassified.png")
+        artifacts.write_png(confusion_heatmap(matrix), tmp / "confusion_matrix.png")
+        artifacts.write_png(training_curves(history), tmp / "training_curves.png")
+        artifacts.write_png(
+            misclassified_gallery(images, wrong, misclassified), tmp / "misclassified.png"
+        )
     artifacts.write_text(summary_path, confusion_summary(matrix, per_class, confused_pairs))
     print(f"render: 5 figures in {figures}, {len(wrong)} misclassified of {len(predictions)}")
 

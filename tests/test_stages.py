@@ -364,7 +364,7 @@ def test_a_params_mistake_is_reported_before_tensorflow_is_imported(stage, tmp_p
 def test_rendering_twice_gives_the_same_png_bytes(rng, tmp_path):
     images = rng.random((9, 28, 28))
     for name in ("a.png", "b.png"):
-        render.save_figure(
+        artifacts.write_png(
             render.prediction_grid(images, np.arange(9), np.arange(9), size=3), tmp_path / name
         )
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
