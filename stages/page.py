@@ -122,16 +122,15 @@ def variations_table(comparison: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def variations_section(comparison: Path) -> str:
+def variations_section(frame: pd.DataFrame, curves_png: Path) -> str:
     """The lesson's model beside its variations: compare's table and training curves."""
-    frame = pd.read_csv(comparison / "variants.csv")
     if len(frame) < 2:
         return (
             "<h2>Variations</h2>\n<p>This build has no variations: <code>variants</code> "
             "in <code>params.yaml</code> is empty.</p>"
         )
     curves = embedded_image(
-        comparison / "curves.png",
+        curves_png,
         "Line charts of training loss and accuracy per epoch, one line per model",
         "Training loss and accuracy per epoch of the lesson's model and each variation.",
     )
@@ -143,9 +142,9 @@ def variations_section(comparison: Path) -> str:
     )
 
 
-def read_networks(lesson: Path, variant_reports: Path, comparison: Path) -> list[dict]:
-    """The lesson's network, then each variation's (in compare's order), named for the page."""
-    names = list(pd.read_csv(Path(comparison) / "variants.csv")["variant"])[1:]
+def read_networks(lesson: Path, variant_reports: Path, names: list[str]) -> list[dict]:
+    """The lesson's network, then each variation's `names` (in compare's order), named for
+    the page."""
     paths = [Path(lesson)] + [Path(variant_reports) / name / "network.json" for name in names]
     return [
         {"name": name, **json.loads(path.read_text())}
@@ -197,7 +196,8 @@ def build_page(
     confused_pairs: int,
     digests: dict[str, str],
     package_versions: dict[str, str],
-    comparison: Path,
+    variations: pd.DataFrame,
+    curves_png: Path,
     networks: list[dict],
     script: str,
     style: str,
@@ -216,7 +216,6 @@ def build_page(
         for name, (alt, caption) in FIGURES.items()
     }
     confused = table(pairs) if len(pairs) else "<p>No digit was mistaken for another.</p>"
-    variations = variations_section(comparison)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -254,7 +253,7 @@ macro F1 {test["macro_f1"]:.4f}.</p>
 {confused}
 {images["misclassified"]}
 
-{variations}
+{variations_section(variations, curves_png)}
 
 <h2>Settings of this build</h2>
 {table(settings_table(settings))}
@@ -288,6 +287,7 @@ def page(
     settings: dict[str, Any],
     confused_pairs: int,
 ) -> None:
+    variations = pd.read_csv(Path(comparison) / "variants.csv")
     text = build_page(
         metrics=json.loads(Path(metrics_path).read_text()),
         settings=settings,
@@ -297,8 +297,9 @@ def page(
         confused_pairs=confused_pairs,
         digests={str(raw): md5(raw), str(model): md5(model)},
         package_versions=versions(),
-        comparison=Path(comparison),
-        networks=read_networks(network, variant_reports, comparison),
+        variations=variations,
+        curves_png=Path(comparison) / "curves.png",
+        networks=read_networks(network, variant_reports, list(variations["variant"])[1:]),
         script=Path(script).read_text(),
         style=Path(style).read_text(),
     )
