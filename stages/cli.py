@@ -23,11 +23,11 @@ def import_keras():
     # oneDNN, TensorFlow's CPU kernels on x86-64, picks its code by the CPU's instruction set,
     # and its AVX-512 code adds up in another order than its AVX2 code: on an AVX-512 Xeon,
     # one epoch gave other weights (the lesson's model and the assignment's, the two tried)
-    # once oneDNN was held to AVX2. Holding it
-    # to AVX2 everywhere makes AVX-512 CPUs give the bytes of every x86-64 CPU with AVX2
-    # (Intel since 2013, AMD since 2015). It costs the CNN speed on AVX-512 CPUs (an epoch:
-    # 21.8 s instead of 13.7 s here), not the dense networks. This overrides the environment
-    # on purpose: the same inputs must give the same bytes on any of these CPUs.
+    # once oneDNN was held to AVX2. Holding it to AVX2 everywhere makes AVX-512 CPUs give the
+    # bytes of every x86-64 CPU with AVX2 (Intel since 2013, AMD since 2015). It costs the CNN
+    # speed on AVX-512 CPUs (an epoch: 21.8 s instead of 13.7 s here), not the dense networks.
+    # This overrides the environment on purpose: the same inputs must give the same bytes on
+    # any of these CPUs.
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     saved = os.dup(2)
     try:
