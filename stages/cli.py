@@ -46,18 +46,41 @@ class StageError(Exception):
 
 
 def run(main: Callable[[], object]) -> None:
-    """Call a stage's main(); turn a StageError or Ctrl-C into a one-line message and exit code."""
+    """Call a stage's main() and end the process: exit code 0, or a one-line message and 1
+    for a StageError, or 128 + the signal for Ctrl-C and SIGTERM."""
     # SIGTERM (a killed `dvc repro`, a closed terminal) unwinds like Ctrl-C, so the writers in
     # stages.artifacts remove their temporary files on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
+        code = 0
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt as interruption:
         print("interrupted: nothing half-written was left behind", file=sys.stderr)
-        sys.exit(128 + getattr(interruption, "signum", signal.SIGINT))
+        code = 128 + getattr(interruption, "signum", signal.SIGINT)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """Exit at once, without the interpreter's teardown, unless a profiler or debugger is
+    watching (they write their reports in it).
+
+    By now every output is closed and renamed into place (the writers in stages.artifacts are
+    context managers), so the teardown has nothing left to save; but in a process that loaded
+    TensorFlow it takes 1.2-1.4 s here (a 6 s training: 7.2-7.7 s to the shell, 6.1-6.3 s
+    with this), twice in every build. Only the standard streams are still buffered; if they
+    cannot be written, the exit code says so, as Python's own exit would (120).
+    """
+    if sys.gettrace() or sys.getprofile():
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        code = code or 120
+    os._exit(code)
 
 
 class Interrupted(KeyboardInterrupt):
