@@ -17,10 +17,13 @@ that DVC does not track for it.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,27 +224,131 @@ class Declared:
 
 
 def declared(stage: str, root: Path | None = None) -> Declared:
-    """Ask DVC what `stage` declares: its params.yaml keys, and the paths of its deps and outs."""
-    from dvc.dependency.param import ParamsDependency
+    """Ask DVC what `stage` declares: its params.yaml keys, and the paths of its deps and outs.
+
+    Importing DVC and resolving dvc.yaml takes about half a second, in every stage process;
+    so the first process resolves every stage of dvc.yaml and keeps the answers (see
+    `_remembered`) for the processes that follow, until an input of the resolution changes.
+    """
+    root = root or Path(".")
+    inputs = _resolution_inputs(root)
+    found = _remembered(root, inputs).get(stage)
+    if found is None:
+        found = _resolve(stage, root, inputs)
+    params, params_files, deps, outs = found
+    for params_file in params_files:
+        if Path(params_file).name != PARAMS_FILE.name:
+            raise ParamsError(f"{DVC_FILE}: stage {stage} reads params from {params_file}")
+    return Declared(stage, tuple(params), frozenset(deps), frozenset(outs))
+
+
+# What DVC resolved, kept in DVC's own scratch folder (which git ignores, and which queued
+# experiments do not copy), with a digest of every input of the resolution.
+DECLARATIONS = Path(".dvc/tmp/stage-declarations.json")
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _resolution_inputs(root: Path, vars_files: Sequence[str] = ()) -> dict[str, str | None]:
+    """Digests of what DVC's resolution of dvc.yaml reads: dvc.yaml, params.yaml (its default
+    `vars`), DVC itself (its version file) and `vars_files`, the other files dvc.yaml names
+    under `vars`."""
+    spec = importlib.util.find_spec("dvc")
+    dvc_version = Path(spec.origin).with_name("_version.py") if spec and spec.origin else None
+    files = {name: root / name for name in (DVC_FILE, PARAMS_FILE, *vars_files)}
+    digests = {str(name): _digest(path) for name, path in files.items()}
+    digests["dvc"] = _digest(dvc_version) if dvc_version else None
+    return digests
+
+
+def _remembered(root: Path, inputs: dict[str, str | None]) -> dict[str, Any]:
+    """The kept declarations, if every input they were resolved from is unchanged."""
+    try:
+        kept = json.loads((root / DECLARATIONS).read_text())
+        names = [name for name in kept["inputs"] if name not in inputs]
+        if kept["inputs"] != inputs | _resolution_inputs(root, names):
+            return {}
+        return {
+            name: found
+            for name, found in kept["stages"].items()
+            if isinstance(found, list) and len(found) == 4
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _resolve(stage: str, root: Path, inputs: dict[str, str | None]) -> list[Any]:
+    """Resolve dvc.yaml with DVC and keep the answers for every stage; return `stage`'s."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
-        with Repo(str(root) if root else None) as repo:
-            (resolved,) = repo.stage.collect(stage)
+        with Repo(str(root)) as repo:
+            try:
+                every = repo.stage.collect(str(root / DVC_FILE))
+            except DvcException:
+                every = []  # Some stage does not resolve; DVC names it when it runs.
+            wanted = next((each for each in every if each.name == stage), None)
+            if wanted is None:
+                (wanted,) = repo.stage.collect(f"{root / DVC_FILE}:{stage}")
     except DvcException as error:
         raise ParamsError(f"{DVC_FILE}: cannot resolve stage {stage!r} ({error})") from None
-    params: list[str] = []
-    deps: set[str] = set()
-    for dep in resolved.deps:
+    if every:
+        vars_files = _vars_files(read_yaml(root / DVC_FILE))
+        kept = {
+            "inputs": inputs | _resolution_inputs(root, vars_files),
+            "stages": {each.name: _declarations(each) for each in every},
+        }
+        _keep(root / DECLARATIONS, json.dumps(kept, indent=1, sort_keys=True))
+    return _declarations(wanted)
+
+
+def _declarations(stage: Any) -> list[Any]:
+    """A resolved DVC stage's params keys, params files, dep paths and out paths."""
+    from dvc.dependency.param import ParamsDependency
+
+    params, params_files, deps = [], [], []
+    for dep in stage.deps:
         if isinstance(dep, ParamsDependency):
-            if Path(dep.def_path).name != PARAMS_FILE.name:
-                raise ParamsError(f"{DVC_FILE}: stage {stage} reads params from {dep.def_path}")
             params.extend(dep.params)
+            params_files.append(dep.def_path)
         else:
-            deps.add(os.path.normpath(dep.def_path))
-    outs = frozenset(os.path.normpath(out.def_path) for out in resolved.outs)
-    return Declared(stage, tuple(params), frozenset(deps), outs)
+            deps.append(os.path.normpath(dep.def_path))
+    outs = [os.path.normpath(out.def_path) for out in stage.outs]
+    return [params, params_files, sorted(deps), sorted(outs)]
+
+
+def _vars_files(pipeline: Any) -> list[str]:
+    """The files dvc.yaml's `vars` lists name (`file.yaml` or `file.yaml:key,...`), at the
+    top and in each stage."""
+    if not isinstance(pipeline, Mapping):
+        return []
+    stages = pipeline.get("stages")
+    stages = stages.values() if isinstance(stages, Mapping) else []
+    lists = [pipeline.get("vars"), *(s.get("vars") for s in stages if isinstance(s, Mapping))]
+    entries = [entry for entries in lists if isinstance(entries, list) for entry in entries]
+    return sorted({entry.split(":")[0] for entry in entries if isinstance(entry, str)})
+
+
+def _keep(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all; a folder that cannot be written is skipped,
+    as the declarations are only kept to save time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from stages import compare, config, download, prepare, render, train
-from tests.helpers import ROOT, copy_project
+from tests.helpers import ROOT, copy_project, run
 
 STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
@@ -373,3 +374,76 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
                 assert digest == dep["md5"], f"{dep['path']} changed since dvc.lock; run make repro"
         for key, value in config.flatten(stage.get("params", {}).get("params.yaml", {})).items():
             assert flat[key] == value, f"{key} differs from dvc.lock; run make repro"
+
+
+PIPELINE = {
+    "vars": ["extra.yaml"],
+    "stages": {
+        "one": {"cmd": "true", "deps": ["${source}"], "params": ["x"], "outs": ["one.txt"]},
+        "each": {
+            "foreach": "${variants}",
+            "do": {"cmd": "true", "deps": ["one.txt"], "outs": ["out-${key}.txt"]},
+        },
+    },
+}
+
+
+@pytest.fixture
+def pipeline(tmp_path) -> Path:
+    """A small DVC project: a stage whose dep comes from a vars file, and a foreach stage."""
+    run(["dvc", "init", "--no-scm", "-q"], tmp_path)
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"x": 1, "variants": {"a": {}}}))
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"source": "in.txt"}))
+    return tmp_path
+
+
+def refuse_to_resolve(*args):
+    raise AssertionError("DVC was asked again")
+
+
+def test_dvc_is_asked_once_while_its_inputs_stay_the_same(pipeline, monkeypatch):
+    first = config.declared("one", pipeline)
+    assert (first.params, first.deps, first.outs) == (("x",), {"in.txt"}, {"one.txt"})
+    monkeypatch.setattr(config, "_resolve", refuse_to_resolve)
+    assert config.declared("one", pipeline) == first
+    assert config.declared("each@a", pipeline).outs == {"out-a.txt"}
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "stage", "expected"),
+    [
+        ("params.yaml", {"x": 1, "variants": {"a": {}, "b": {}}}, "each@b", {"out-b.txt"}),
+        ("extra.yaml", {"source": "other.txt"}, "one", {"other.txt"}),
+        ("dvc.yaml", {**PIPELINE, "vars": [{"source": "third.txt"}]}, "one", {"third.txt"}),
+    ],
+)
+def test_dvc_is_asked_again_when_an_input_of_its_answer_changes(
+    pipeline, file, change, stage, expected
+):
+    config.declared("one", pipeline)
+    (pipeline / file).write_text(yaml.safe_dump(change))
+    found = config.declared(stage, pipeline)
+    assert expected in (found.deps, found.outs)
+
+
+def test_a_variant_taken_out_of_params_is_unknown_at_once(pipeline):
+    config.declared("each@a", pipeline)
+    (pipeline / "params.yaml").write_text(yaml.safe_dump({"x": 1, "variants": {"b": {}}}))
+    with pytest.raises(config.ParamsError, match=r"^dvc.yaml: cannot resolve stage 'each@a'"):
+        config.declared("each@a", pipeline)
+
+
+@pytest.mark.parametrize("kept", ['{"inputs": ', "[]", '{"inputs": {}, "stages": []}'])
+def test_kept_declarations_that_are_unreadable_are_resolved_again(pipeline, kept):
+    (pipeline / config.DECLARATIONS).write_text(kept)
+    assert config.declared("one", pipeline).deps == {"in.txt"}
+    assert "one" in json.loads((pipeline / config.DECLARATIONS).read_text())["stages"]
+
+
+def test_a_kept_stage_that_is_unreadable_is_resolved_again(pipeline):
+    config.declared("one", pipeline)
+    kept = json.loads((pipeline / config.DECLARATIONS).read_text())
+    kept["stages"]["one"] = "in.txt"
+    (pipeline / config.DECLARATIONS).write_text(json.dumps(kept))
+    assert config.declared("one", pipeline).deps == {"in.txt"}
