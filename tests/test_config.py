@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from stages import compare, config, download, prepare, render, train
-from tests.helpers import ROOT, copy_project, run
+from tests.helpers import ROOT, copy_project
 
 STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
@@ -391,7 +391,9 @@ PIPELINE = {
 @pytest.fixture
 def pipeline(tmp_path) -> Path:
     """A small DVC project: a stage whose dep comes from a vars file, and a foreach stage."""
-    run(["dvc", "init", "--no-scm", "-q"], tmp_path)
+    # What `dvc init --no-scm` writes, without its second of start-up.
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    (tmp_path / ".dvc/config").write_text("[core]\n    no_scm = True\n")
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"x": 1, "variants": {"a": {}}}))
     (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"source": "in.txt"}))
