@@ -44,9 +44,11 @@ repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics
 
 # One worker per core (pytest-xdist), each taking a whole test file at a time, since a file's
 # tests change one copied build in turn. On 2 cores here: two workers 433 s against one 674 s
-# (before compiled modules were kept); then two workers 286 s against three 312 s.
+# (before compiled modules were kept); then two workers 286 s against three 312 s. The files
+# go out in the order tests/conftest.py gives them, the longest first, not xdist's own (the
+# files with the most tests first), so that the short files even out the workers at the end.
 test: $(BIN)/activate ## Run the test suite (includes a full build on real MNIST).
-	$(BIN)/python -m pytest --numprocesses auto --dist loadfile
+	$(BIN)/python -m pytest --numprocesses auto --dist loadfile --no-loadscope-reorder
 
 lint: $(BIN)/activate ## Check formatting and lint with ruff.
 	$(BIN)/ruff format --check .
