@@ -69,3 +69,18 @@ def test_a_stage_whose_output_cannot_be_written_exits_120():
     )
     stage.stdout.close()
     assert stage.wait() == 120
+
+
+def test_under_a_profiler_a_stage_exits_normally_so_the_profile_is_written(tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text(STAGE.format(body="pass"))
+    profile = tmp_path / "stage.prof"
+    result = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
+        cwd=ROOT,
+        env=BUFFERED | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert (result.returncode, result.stdout) == (0, "doneteardown\n")
+    assert profile.stat().st_size > 0
