@@ -17,13 +17,13 @@ that DVC does not track for it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,14 +254,18 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _resolution_inputs(root: Path, vars_files: Sequence[str] = ()) -> dict[str, str | None]:
-    """Digests of what DVC's resolution of dvc.yaml reads: dvc.yaml, params.yaml (its default
-    `vars`), DVC itself (its version file) and `vars_files`, the other files dvc.yaml names
-    under `vars`."""
+def _digests(root: Path, names: Sequence[str | Path]) -> dict[str, str | None]:
+    """The sha256 of each named file under `root`; None for one that cannot be read."""
+    return {str(name): _digest(root / name) for name in names}
+
+
+def _resolution_inputs(root: Path) -> dict[str, str | None]:
+    """Digests of what every resolution of dvc.yaml reads: dvc.yaml, params.yaml (its default
+    `vars`) and DVC itself (its version file). The files dvc.yaml names under `vars` are added
+    to them when the answers are kept."""
     spec = importlib.util.find_spec("dvc")
     dvc_version = Path(spec.origin).with_name("_version.py") if spec and spec.origin else None
-    files = {name: root / name for name in (DVC_FILE, PARAMS_FILE, *vars_files)}
-    digests = {str(name): _digest(path) for name, path in files.items()}
+    digests = _digests(root, (DVC_FILE, PARAMS_FILE))
     digests["dvc"] = _digest(dvc_version) if dvc_version else None
     return digests
 
@@ -270,8 +274,8 @@ def _remembered(root: Path, inputs: dict[str, str | None]) -> dict[str, Any]:
     """The kept declarations, if every input they were resolved from is unchanged."""
     try:
         kept = json.loads((root / DECLARATIONS).read_text())
-        names = [name for name in kept["inputs"] if name not in inputs]
-        if kept["inputs"] != inputs | _resolution_inputs(root, names):
+        vars_files = [name for name in kept["inputs"] if name not in inputs]
+        if kept["inputs"] != inputs | _digests(root, vars_files):
             return {}
         return {
             name: found
@@ -287,6 +291,8 @@ def _resolve(stage: str, root: Path, inputs: dict[str, str | None]) -> list[Any]
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    from stages import artifacts
+
     try:
         with Repo(str(root)) as repo:
             try:
@@ -299,12 +305,13 @@ def _resolve(stage: str, root: Path, inputs: dict[str, str | None]) -> list[Any]
     except DvcException as error:
         raise ParamsError(f"{DVC_FILE}: cannot resolve stage {stage!r} ({error})") from None
     if every:
-        vars_files = _vars_files(read_yaml(root / DVC_FILE))
         kept = {
-            "inputs": inputs | _resolution_inputs(root, vars_files),
+            "inputs": inputs | _digests(root, _vars_files(read_yaml(root / DVC_FILE))),
             "stages": {each.name: _declarations(each) for each in every},
         }
-        _keep(root / DECLARATIONS, json.dumps(kept, indent=1, sort_keys=True))
+        # Kept only to save time: a folder that cannot be written is no error.
+        with contextlib.suppress(OSError):
+            artifacts.write_json(root / DECLARATIONS, kept)
     return _declarations(wanted)
 
 
@@ -333,22 +340,6 @@ def _vars_files(pipeline: Any) -> list[str]:
     lists = [pipeline.get("vars"), *(s.get("vars") for s in stages if isinstance(s, Mapping))]
     entries = [entry for entries in lists if isinstance(entries, list) for entry in entries]
     return sorted({entry.split(":")[0] for entry in entries if isinstance(entry, str)})
-
-
-def _keep(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all; a folder that cannot be written is skipped,
-    as the declarations are only kept to save time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        os.unlink(tmp)
 
 
 @dataclass(frozen=True)
