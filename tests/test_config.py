@@ -449,3 +449,11 @@ def test_a_kept_stage_that_is_unreadable_is_resolved_again(pipeline):
     kept["stages"]["one"] = "in.txt"
     (pipeline / config.DECLARATIONS).write_text(json.dumps(kept))
     assert config.declared("one", pipeline).deps == {"in.txt"}
+
+
+def test_declarations_that_cannot_be_kept_are_still_handed_over(pipeline):
+    # A folder where the kept file belongs: it can be neither read nor replaced.
+    (pipeline / config.DECLARATIONS).mkdir()
+    assert config.declared("one", pipeline).deps == {"in.txt"}
+    assert config.declared("each@a", pipeline).outs == {"out-a.txt"}
+    assert not list((pipeline / ".dvc/tmp").glob(".stage-declarations.json.*"))
