@@ -24,7 +24,14 @@ SETTINGS = {
 
 def normalize(images: np.ndarray) -> np.ndarray:
     """uint8 pixels 0-255 -> float32 in [0, 1], as the lesson computes it: in float64, then cast."""
-    return (images / 255.0).astype(np.float32)
+    # A pixel has only 256 values, so each is scaled once, the lesson's way, and the images are
+    # looked up in that table. The bytes are the same as `(images / 255.0).astype(np.float32)`,
+    # without the float64 copy of every image (376 MB for the training set, and most of this
+    # stage's time).
+    if images.dtype != np.uint8:
+        raise ValueError(f"images have dtype {images.dtype}; normalize expects uint8 pixels")
+    scaled = (np.arange(256) / 255.0).astype(np.float32)
+    return scaled[images]
 
 
 def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test_size: int) -> None:

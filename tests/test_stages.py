@@ -35,6 +35,21 @@ def test_normalize_scales_pixels_to_unit_floats():
     np.testing.assert_array_equal(scaled, np.float32([[0.0, 0.2, 1.0]]))
 
 
+def test_normalize_gives_the_lessons_bytes_for_every_pixel_value():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
+    images[0].flat[:256] = np.arange(256)
+    lesson = (images / 255.0).astype(np.float32)
+    scaled = prepare.normalize(images)
+    assert scaled.shape == images.shape
+    assert scaled.tobytes() == lesson.tobytes()
+
+
+def test_normalize_refuses_pixels_that_are_not_bytes():
+    with pytest.raises(ValueError, match="images have dtype int16; normalize expects uint8"):
+        prepare.normalize(np.array([[-1, 300]], dtype=np.int16))
+
+
 def test_prepare_writes_float_images_and_keeps_the_first_images(
     write_tiny_raw, tmp_path, tiny_mnist
 ):
