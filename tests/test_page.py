@@ -149,6 +149,16 @@ def test_the_page_is_the_same_bytes_when_built_by_another_process(built_reports)
     assert (built_reports / "reports/index.html").read_text() == first
 
 
+def test_the_page_stage_does_not_import_matplotlib():
+    """The page reads render's settings but draws nothing; matplotlib's import would be a
+    third of the stage's time."""
+    code = "import sys, stages.page; print(sorted(m for m in sys.modules if 'matplotlib' in m))"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "[]"
+
+
 @pytest.mark.slow
 def test_the_page_loads_in_a_real_browser_with_every_image_and_no_request_out(
     built_reports, tmp_path
