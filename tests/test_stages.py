@@ -9,12 +9,13 @@ import re
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, cli, evaluate, prepare, render, summary, train
+from stages import artifacts, cli, config, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
 from tests.helpers import ROOT, copy_project, random_digits, render_reports
 
@@ -235,6 +236,53 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
         capture_output=True,
     )
     assert here.read_bytes() == there.read_bytes()
+
+
+def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path, rng):
+    """The train stage runs each op on one thread (TF_NUM_INTRAOP_THREADS=1); this process
+    uses TensorFlow's default, every core."""
+    images, labels = random_digits(rng, 512)
+    split = tmp_path / "train"
+    artifacts.write_split(split, "train", (images / 255.0).astype(np.float32), labels)
+    here, there = tmp_path / "here.keras", tmp_path / "there.keras"
+    train.train(split, here, tmp_path / "here.csv", **AVX2_SETTINGS)
+    subprocess.run(
+        [sys.executable, "-c", TRAIN_IN_A_PROCESS, split, there, tmp_path / "there.csv"],
+        cwd=ROOT,
+        env=dict(os.environ, TF_NUM_INTRAOP_THREADS=train.THREADS_PER_OP),
+        check=True,
+        capture_output=True,
+    )
+    assert here.read_bytes() == there.read_bytes()
+
+
+class AnyParams:
+    """Stands in for config.load's answer: every setting 1, every path its name."""
+
+    def __getitem__(self, key: str) -> int:
+        return 1
+
+    def path(self, name: str) -> Path:
+        return Path(name)
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, "1"), ("2", "2")])
+def test_the_train_stage_trains_on_one_thread_per_op_unless_the_environment_says(
+    given, used, monkeypatch
+):
+    # main() sets the variable for the whole process: a copy keeps it from later tests.
+    environ = os.environ.copy()
+    environ.pop("TF_NUM_INTRAOP_THREADS", None)
+    if given is not None:
+        environ["TF_NUM_INTRAOP_THREADS"] = given
+    monkeypatch.setattr(os, "environ", environ)
+    monkeypatch.setattr(config, "load", lambda *args, **kwargs: AnyParams())
+    seen = []
+    monkeypatch.setattr(
+        train, "train", lambda *args, **kwargs: seen.append(os.environ["TF_NUM_INTRAOP_THREADS"])
+    )
+    train.main()
+    assert seen == [used]
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
