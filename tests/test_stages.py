@@ -217,43 +217,40 @@ train.train(*map(Path, sys.argv[1:]), **{AVX2_SETTINGS!r})
 """
 
 
+def trained_here_and_in_a_process(tmp_path, rng, **env: str) -> tuple[bytes, bytes]:
+    """The model trained on 512 random digits in this process, and in a new process whose
+    environment adds `env`, as .keras bytes."""
+    images, labels = random_digits(rng, 512)
+    split = tmp_path / "train"
+    artifacts.write_split(split, "train", (images / 255.0).astype(np.float32), labels)
+    here, there = tmp_path / "here.keras", tmp_path / "there.keras"
+    train.train(split, here, tmp_path / "here.csv", **AVX2_SETTINGS)
+    subprocess.run(
+        [sys.executable, "-c", TRAIN_IN_A_PROCESS, split, there, tmp_path / "there.csv"],
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        check=True,
+        capture_output=True,
+    )
+    return here.read_bytes(), there.read_bytes()
+
+
 def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
     """oneDNN, under TensorFlow, runs other code on a CPU with AVX-512 than on one with AVX2
     only. A training in a process that takes this CPU for an AVX2 one
     (ONEDNN_MAX_CPU_ISA=AVX2) gives the bytes of one in this process, because the stages
     hold oneDNN to AVX2 everywhere. (The check has teeth on a CPU with AVX-512, such as the
     Xeon it was written on, where it fails without that hold; elsewhere both runs are AVX2.)"""
-    images, labels = random_digits(rng, 512)
-    split = tmp_path / "train"
-    artifacts.write_split(split, "train", (images / 255.0).astype(np.float32), labels)
-    here, there = tmp_path / "here.keras", tmp_path / "there.keras"
-    train.train(split, here, tmp_path / "here.csv", **AVX2_SETTINGS)
-    subprocess.run(
-        [sys.executable, "-c", TRAIN_IN_A_PROCESS, split, there, tmp_path / "there.csv"],
-        cwd=ROOT,
-        env=dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2"),
-        check=True,
-        capture_output=True,
-    )
-    assert here.read_bytes() == there.read_bytes()
+    here, there = trained_here_and_in_a_process(tmp_path, rng, ONEDNN_MAX_CPU_ISA="AVX2")
+    assert here == there
 
 
 def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path, rng):
     """The train stage runs each op on one thread (TF_NUM_INTRAOP_THREADS=1); this process
     uses TensorFlow's default, every core."""
-    images, labels = random_digits(rng, 512)
-    split = tmp_path / "train"
-    artifacts.write_split(split, "train", (images / 255.0).astype(np.float32), labels)
-    here, there = tmp_path / "here.keras", tmp_path / "there.keras"
-    train.train(split, here, tmp_path / "here.csv", **AVX2_SETTINGS)
-    subprocess.run(
-        [sys.executable, "-c", TRAIN_IN_A_PROCESS, split, there, tmp_path / "there.csv"],
-        cwd=ROOT,
-        env=dict(os.environ, TF_NUM_INTRAOP_THREADS=train.THREADS_PER_OP),
-        check=True,
-        capture_output=True,
-    )
-    assert here.read_bytes() == there.read_bytes()
+    threads = {"TF_NUM_INTRAOP_THREADS": train.THREADS_PER_OP}
+    here, there = trained_here_and_in_a_process(tmp_path, rng, **threads)
+    assert here == there
 
 
 class AnyParams:
