@@ -188,9 +188,9 @@ AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
 # images times a 784 x 128 kernel), and splitting them cost more than it saved: two epochs of
 # the lesson's model took 5.8 s on one thread per op against 7.8 s (medians of five pairs, 2-core
 # Xeon), the CNN's 8% less, the assignment's the same. The weights do not change: with op
-# determinism they are the same bytes for any thread count (tests/test_stages.py). evaluate
-# keeps the default, since its batches of 1,000 images are faster on both cores. A value set in
-# the environment is kept.
+# determinism, one thread per op gives the bytes of TensorFlow's default (tests/test_stages.py;
+# make repro retrained all four networks to the same bytes). evaluate keeps the default, since
+# its batches of 1,000 images are faster on both cores. A value set in the environment is kept.
 THREADS_PER_OP = "1"
 
 
