@@ -191,6 +191,7 @@ AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
 # determinism, one thread per op gives the bytes of TensorFlow's default (tests/test_stages.py;
 # make repro retrained all four networks to the same bytes). evaluate keeps the default, since
 # its batches of 1,000 images are faster on both cores. A value set in the environment is kept.
+# It is set for the stage's process, where it is read, not by main(), which tests also call.
 THREADS_PER_OP = "1"
 
 
@@ -198,7 +199,6 @@ def main() -> None:
     params = config.load(
         "train", SETTINGS, ("train_set", "model", "history"), together=settings_together
     )
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", THREADS_PER_OP)
     train(
         params.path("train_set"),
         params.path("model"),
@@ -216,4 +216,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", THREADS_PER_OP)
     cli.run(main)

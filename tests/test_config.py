@@ -8,7 +8,6 @@ import hashlib
 import importlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -314,8 +313,6 @@ def test_each_stage_reads_exactly_what_it_declares(
 
     monkeypatch.setattr(config, "load", fake_load)
     monkeypatch.setenv("DVC_STAGE", stage)
-    # train's main() sets TF_NUM_INTRAOP_THREADS for its process; this keeps it from later tests.
-    monkeypatch.setattr(os, "environ", os.environ.copy())
     calls = []
     monkeypatch.setattr(module, function, lambda *args, **kwargs: calls.append((args, kwargs)))
     module.main()

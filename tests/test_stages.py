@@ -9,13 +9,12 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, cli, config, evaluate, prepare, render, summary, train
+from stages import artifacts, cli, evaluate, prepare, render, summary, train
 from stages.model import build_model, keras, make_optimizer
 from tests.helpers import ROOT, copy_project, random_digits, render_reports
 
@@ -253,33 +252,29 @@ def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path
     assert here == there
 
 
-class AnyParams:
-    """Stands in for config.load's answer: every setting 1, every path its name."""
-
-    def __getitem__(self, key: str) -> int:
-        return 1
-
-    def path(self, name: str) -> Path:
-        return Path(name)
+# The train stage's process up to where it would run main(), saying what it would train with.
+TRAIN_STAGE_THREADS = """
+import os, runpy
+from stages import cli
+cli.run = lambda main: print(os.environ["TF_NUM_INTRAOP_THREADS"])
+runpy.run_module("stages.train", run_name="__main__")
+"""
 
 
 @pytest.mark.parametrize(("given", "used"), [(None, "1"), ("2", "2")])
-def test_the_train_stage_trains_on_one_thread_per_op_unless_the_environment_says(
-    given, used, monkeypatch
-):
-    # main() sets the variable for the whole process: a copy keeps it from later tests.
-    environ = os.environ.copy()
-    environ.pop("TF_NUM_INTRAOP_THREADS", None)
+def test_the_train_stage_trains_on_one_thread_per_op_unless_the_environment_says(given, used):
+    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
     if given is not None:
-        environ["TF_NUM_INTRAOP_THREADS"] = given
-    monkeypatch.setattr(os, "environ", environ)
-    monkeypatch.setattr(config, "load", lambda *args, **kwargs: AnyParams())
-    seen = []
-    monkeypatch.setattr(
-        train, "train", lambda *args, **kwargs: seen.append(os.environ["TF_NUM_INTRAOP_THREADS"])
+        env["TF_NUM_INTRAOP_THREADS"] = given
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN_STAGE_THREADS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    train.main()
-    assert seen == [used]
+    assert result.stdout == f"{used}\n"
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
