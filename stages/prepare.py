@@ -8,6 +8,7 @@ Writes: paths.train_set/ with x_train.npy (float32, n x 28 x 28, in [0, 1]) and 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,22 @@ def normalize(images: np.ndarray) -> np.ndarray:
 
 
 def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test_size: int) -> None:
-    with np.load(raw, allow_pickle=False) as mnist:
-        splits = {
-            "train": (train_dir, mnist["x_train"][:train_size], mnist["y_train"][:train_size]),
-            "test": (test_dir, mnist["x_test"][:test_size], mnist["y_test"][:test_size]),
-        }
-    for split, (folder, images, labels) in splits.items():
+    # Both splits are read and scaled before either is written, so that a raw file download did
+    # not write (broken, or with other arrays) ends in one line and leaves no split half-made.
+    try:
+        with np.load(raw, allow_pickle=False) as mnist:
+            splits = {
+                "train": (train_dir, mnist["x_train"][:train_size], mnist["y_train"][:train_size]),
+                "test": (test_dir, mnist["x_test"][:test_size], mnist["y_test"][:test_size]),
+            }
+        scaled = {split: normalize(images) for split, (_, images, _) in splits.items()}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise cli.StageError(
+            f"{raw} is not the MNIST file the download stage writes ({error})"
+        ) from None
+    for split, (folder, _, labels) in splits.items():
         with artifacts.atomic_dir(folder) as tmp:
-            artifacts.write_split(tmp, split, normalize(images), labels)
+            artifacts.write_split(tmp, split, scaled[split], labels)
         print(f"prepare: {split}: {len(labels)} images scaled to [0, 1]")
 
 

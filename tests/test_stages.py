@@ -66,6 +66,33 @@ def test_prepare_writes_float_images_and_keeps_the_first_images(
     assert sorted(p.name for p in test_dir.iterdir()) == ["x_test.npy", "y_test.npy"]
 
 
+def raw_arrays(**changed: np.ndarray) -> dict[str, np.ndarray]:
+    """Three digits as download writes them, with `changed` arrays in their place."""
+    images, labels = np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8)
+    return {"x_train": images, "y_train": labels, "x_test": images, "y_test": labels} | changed
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        (None, r"\(.*pickled.*\)"),
+        ({"x_train": raw_arrays()["x_train"]}, r"\('y_train is not a file in the archive'\)"),
+        (raw_arrays(x_test=np.zeros((3, 28, 28), np.int16)),
+         r"\(images have dtype int16; normalize expects uint8 pixels\)"),
+    ],
+)  # fmt: skip
+def test_a_raw_file_download_did_not_write_is_one_line_and_no_split(arrays, problem, tmp_path):
+    raw = tmp_path / "mnist.npz"
+    if arrays is None:
+        raw.write_text("not an archive")
+    else:
+        np.savez(raw, **arrays)
+    expected = rf"^{re.escape(str(raw))} is not the MNIST file the download stage writes {problem}$"
+    with pytest.raises(cli.StageError, match=expected):
+        prepare.prepare(raw, tmp_path / "train", tmp_path / "test", train_size=3, test_size=3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mnist.npz"]
+
+
 def test_the_default_model_is_the_lessons():
     model = build_model(hidden_units=[128])
     layers = model.layers
