@@ -4,41 +4,12 @@ Problems a user can fix end in one line on stderr, not a traceback."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-
-def import_keras():
-    """Import Keras (and TensorFlow under it) without their start-up notices.
-
-    TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's own logging, but absl's "All log messages before
-    absl::InitializeLog()" and oneDNN's notice are written by C++ straight to file descriptor 2
-    while TensorFlow loads, before any setting applies. So the import runs with descriptor 2 on
-    the null device; what goes wrong afterwards shows as usual.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # oneDNN, TensorFlow's CPU kernels on x86-64, picks its code by the CPU's instruction set,
-    # and its AVX-512 code adds up in another order than its AVX2 code: on an AVX-512 Xeon,
-    # one epoch gave other weights (the lesson's model and the assignment's, the two tried)
-    # once oneDNN was held to AVX2. Holding it to AVX2 everywhere makes AVX-512 CPUs give the
-    # bytes of every x86-64 CPU with AVX2 (Intel since 2013, AMD since 2015). It costs the CNN
-    # speed on AVX-512 CPUs (an epoch: 21.8 s instead of 13.7 s here), not the dense networks.
-    # This overrides the environment on purpose: the same inputs must give the same bytes on
-    # any of these CPUs.
-    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            import keras
-            import tensorflow  # noqa: F401  (loads the C++ runtime that prints the notices)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    return keras
 
 
 class StageError(Exception):
@@ -64,23 +35,40 @@ def run(main: Callable[[], object]) -> None:
 
 
 def _leave(code: int) -> None:
-    """Exit at once, without the interpreter's teardown, unless a profiler or debugger is
-    watching (they write their reports in it).
+    """End the process as Python would, without tearing down the modules it loaded.
 
     By now every output is closed and renamed into place (the writers in stages.artifacts are
-    context managers), so the teardown has nothing left to save; but in a process that loaded
-    TensorFlow it takes 1.2-1.4 s here (a 6 s training: 7.2-7.7 s to the shell, 6.1-6.3 s
-    with this), twice in every build. Only the standard streams are still buffered; if they
-    cannot be written, the exit code says so, as Python's own exit would (120).
+    context managers). What a normal exit does that matters is run the atexit handlers
+    (coverage saves its data there) and flush the standard streams; both are done here. What
+    it skips is the interpreter's teardown of every module, which in a process that loaded
+    TensorFlow takes most of a second (docs/benchmarks.md), twice in every build.
+
+    A profiler or debugger watching the process writes its report after the code returns, in
+    the teardown skipped here, so then the process ends normally: Python 3.11 shows them
+    through sys.gettrace() and sys.getprofile(), 3.12 and 3.13 (where cProfile and coverage
+    may use sys.monitoring instead) through sys.monitoring's tools.
     """
-    if sys.gettrace() or sys.getprofile():
+    if _watched():
         sys.exit(code)
+    atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except OSError:
+        # The streams cannot be written (a closed pipe): say so in the exit code, as Python's
+        # own exit does.
         code = code or 120
     os._exit(code)
+
+
+def _watched() -> bool:
+    """Whether a tracer, profiler or debugger is attached to this process."""
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12 and later
+    if monitoring is None:
+        return False
+    return any(monitoring.get_tool(tool) is not None for tool in range(6))
 
 
 class Interrupted(KeyboardInterrupt):
