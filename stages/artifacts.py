@@ -47,19 +47,43 @@ def atomic_file(dest: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `dest`; it replaces `dest` if the block succeeds."""
+    """Yield a temporary folder next to `dest`; it replaces `dest` if the block succeeds.
+
+    What a crash leaves (a killed process, a machine that stops):
+    - before the new folder is complete, or after it is in place: the old folder, or the new
+      one, under `dest`;
+    - between the two renames that swap them (a few microseconds): no `dest`, the old folder
+      as `.<name>.old-*` and the new one as `.<name>.new-*` beside it;
+    - in every case, possibly `.<name>.new-*` or `.<name>.old-*` folders beside `dest`,
+      which the next call for `dest` deletes before it starts.
+    An exception in the block (a failed stage, Ctrl-C) leaves the old folder and nothing
+    else. (Linux cannot swap two folders in one rename from Python's standard library.)
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    for leftover in leftovers(dest):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
+    old = dest.parent / f".{dest.name}.old-{tmp.name.rpartition('-')[2]}"
     try:
         yield tmp
         tmp.chmod(0o755)
         if dest.exists():
-            shutil.rmtree(dest)
+            os.replace(dest, old)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not dest.exists():
+            os.replace(old, dest)
         raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def leftovers(dest: Path) -> list[Path]:
+    """The temporary folders an interrupted atomic_dir(dest) may have left beside `dest`."""
+    dest = Path(dest)
+    found = [*dest.parent.glob(f".{dest.name}.new-*"), *dest.parent.glob(f".{dest.name}.old-*")]
+    return sorted(path for path in found if path.is_dir())
 
 
 def write_zip(dest: Path, members: Mapping[str, bytes], *, compress: bool = False) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from stages import artifacts
+from tests.helpers import ROOT
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -43,6 +46,76 @@ def test_a_folder_write_replaces_the_old_folder_whole(tmp_path):
     with artifacts.atomic_dir(old) as tmp:
         (tmp / "new.png").write_bytes(b"new")
     assert [p.name for p in old.iterdir()] == ["new.png"]
+
+
+def test_a_failed_folder_write_keeps_the_old_folder_whole(tmp_path):
+    old = tmp_path / "figures"
+    old.mkdir()
+    (old / "kept.png").write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), artifacts.atomic_dir(old) as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
+    assert [p.name for p in old.iterdir()] == ["kept.png"]
+
+
+# A process that writes a new `figures` folder with atomic_dir and dies (os._exit, as a
+# SIGKILL would end it, running no cleanup) at one point: "block" inside the with block,
+# "swap-1" or "swap-2" instead of the first or second rename, "cleanup" instead of deleting
+# the old folder.
+CRASH = """
+import os, shutil, sys
+from pathlib import Path
+from stages import artifacts
+dest, crash = Path(sys.argv[1]), sys.argv[2]
+renames, real_replace, real_rmtree = [], os.replace, shutil.rmtree
+def replace(source, target):
+    renames.append(source)
+    if crash == f"swap-{len(renames)}":
+        os._exit(9)
+    real_replace(source, target)
+def rmtree(path, *args, **kwargs):
+    if crash == "cleanup":
+        os._exit(9)
+    real_rmtree(path, *args, **kwargs)
+os.replace, shutil.rmtree = replace, rmtree
+with artifacts.atomic_dir(dest) as tmp:
+    (tmp / "new.png").write_bytes(b"new")
+    if crash == "block":
+        os._exit(9)
+"""
+
+
+@pytest.mark.parametrize(
+    ("crash", "under_the_name", "left_over"),
+    [
+        ("block", ["old.png"], [".figures.new-"]),
+        ("swap-1", ["old.png"], [".figures.new-"]),
+        ("swap-2", None, [".figures.new-", ".figures.old-"]),
+        ("cleanup", ["new.png"], [".figures.old-"]),
+    ],
+)
+def test_a_crash_leaves_the_old_or_new_folder_and_leftovers_the_next_run_removes(
+    tmp_path, crash, under_the_name, left_over
+):
+    dest = tmp_path / "figures"
+    dest.mkdir()
+    (dest / "old.png").write_bytes(b"old")
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH, str(dest), crash], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 9, result.stderr
+    found = sorted(p.name for p in dest.iterdir()) if dest.exists() else None
+    assert found == under_the_name
+    leftovers = artifacts.leftovers(dest)
+    assert sorted(path.name[: len(".figures.new-")] for path in leftovers) == left_over
+    assert all((path / ("new.png" if ".new-" in path.name else "old.png")).exists()
+               for path in leftovers)  # fmt: skip
+
+    with artifacts.atomic_dir(dest) as tmp:
+        (tmp / "again.png").write_bytes(b"again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
+    assert [p.name for p in dest.iterdir()] == ["again.png"]
 
 
 def test_npz_files_repeat_to_the_byte_and_load_back(tmp_path, tiny_mnist):
