@@ -5,17 +5,24 @@ this stage puts their scores side by side so the course page can answer with thi
 own numbers.
 
 Reads:  params `variants` (their names: each variant's settings are its own stages'
-        business); the lesson's metrics and history (paths.metrics, paths.history) and, for
-        each variant, the folder paths.variant_reports/<name>/ (settings.json, metrics.json,
+        business); the lesson's metrics and history (--metrics, --history) and, for each
+        variant, the folder --variant-reports/<name>/ (settings.json, metrics.json,
         history.csv).
-Writes: paths.comparison/ with variants.csv (variant, what it changes, test accuracy, test
+Writes: --comparison/ with variants.csv (variant, what it changes, test accuracy, test
         loss, macro F1, weights, epochs run), curves.csv (loss and accuracy per epoch and
         variant, for `dvc plots`) and curves.png (the training curves of all on one figure).
+Removes: the folders under --variant-reports and --variant-models of variations that
+        params.yaml no longer names. DVC leaves the outputs of a stage that is gone from
+        dvc.yaml where they are; without this, a removed variation's files would stay in the
+        workspace and in the folders this stage and the page read, and `dvc status` would
+        report both changed until someone deleted them by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,17 +32,20 @@ from matplotlib.figure import Figure
 
 from stages import artifacts, cli, config, variants
 
-LESSON = "lesson"
+LESSON = variants.LESSON
 
 
 def variant_names(value: Any) -> str | None:
     """The variants section, as far as this stage reads it: a mapping of valid names (each
     variant's settings are checked by its variant_settings stage)."""
     if isinstance(value, Mapping) and all(
-        isinstance(name, str) and variants.NAME.fullmatch(name) for name in value
+        isinstance(name, str) and variants.NAME.fullmatch(name) and name != LESSON for name in value
     ):
         return None
-    return "is not a mapping of variant names (lowercase letters, digits and _) to settings"
+    return (
+        "is not a mapping of variant names (lowercase letters, digits and _, "
+        f"not {LESSON}) to settings"
+    )
 
 
 SETTINGS = {"variants": variant_names}
@@ -100,15 +110,31 @@ def read_variant(folder: Path) -> tuple[dict, dict, pd.DataFrame]:
     return settings, metrics, pd.read_csv(folder / "history.csv")
 
 
+def remove_others(folder: Path, names: list[str]) -> list[str]:
+    """Delete the subfolders of `folder` not named in `names`; return what was deleted."""
+    if not Path(folder).is_dir():
+        return []
+    gone = sorted(
+        each.name for each in Path(folder).iterdir() if each.is_dir() and each.name not in names
+    )
+    for name in gone:
+        shutil.rmtree(Path(folder) / name)
+    return gone
+
+
 def compare(
     metrics_path: Path,
     history_path: Path,
     variant_reports: Path,
+    variant_models: Path,
     comparison: Path,
     names: list[str],
 ) -> None:
-    """The lesson first, then the variants `names`, in that order (params.yaml's). A folder
-    of a variant no longer in params.yaml is left out."""
+    """The lesson first, then the variants `names`, in that order (params.yaml's). The
+    folders of variants no longer in params.yaml are deleted first."""
+    for folder in (variant_reports, variant_models):
+        for name in remove_others(folder, names):
+            print(f"compare: removed {Path(folder) / name}: the variation {name} is gone")
     histories = {LESSON: pd.read_csv(history_path)}
     rows = [row(LESSON, describe({}), json.loads(metrics_path.read_text()), histories[LESSON])]
     for name in names:
@@ -128,16 +154,19 @@ def compare(
     )
 
 
-def main() -> None:
-    params = config.load(
-        "compare", SETTINGS, ("metrics", "history", "variant_reports", "comparison")
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.compare")
+    for option in ("metrics", "history", "variant-reports", "variant-models", "comparison"):
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = config.read_params(SETTINGS)
     compare(
-        params.path("metrics"),
-        params.path("history"),
-        params.path("variant_reports"),
-        params.path("comparison"),
-        names=list(params["variants"] or {}),
+        args.metrics,
+        args.history,
+        args.variant_reports,
+        args.variant_models,
+        args.comparison,
+        names=list(settings["variants"] or {}),
     )
 
 

@@ -1,31 +1,20 @@
-"""The shared machinery that hands a stage its settings and files, checked.
+"""Settings: the rules a stage module declares for the params it reads, and their checks.
 
-A stage calls `load(stage, rules, files)`. DVC itself resolves what dvc.yaml declares for the
-stage (its params keys, deps and outs, after `${...}` templating and `foreach`), and `load`:
+Each stage module owns its settings: `SETTINGS` maps every params.yaml key it reads to a rule,
+and `read_params(SETTINGS)` reads those keys' sections from params.yaml, checks them and
+nothing else (so a typo in a render setting stops render, not train), and returns them
+flattened (`{"train.epochs": 5, ...}`). A mistake ends in one line naming the key, the value
+and what is allowed.
 
-- reads from params.yaml only the declared keys, and checks them, and nothing else, against
-  `rules`, the rules for the stage's own settings that the stage module declares (so a typo in
-  a render setting stops render, not train);
-- takes the stage's files from its command line (`--model models/model.keras`: dvc.yaml writes
-  each path once, in `vars`, and passes it in the stage's `cmd`) and refuses any that is not
-  among the stage's deps or outs.
-
-Reading a key that was not declared raises, so a stage cannot depend on a setting or a file
-that DVC does not track for it.
+dvc.yaml declares the same sections under each stage's `params`; tests/test_declarations.py,
+not this module, holds the two to each other.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
-import importlib.util
 import json
 import math
-import os
-import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +23,6 @@ import yaml
 from stages.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
-DVC_FILE = Path("dvc.yaml")
 NUM_CLASSES = 10
 # A longer text in params.yaml is a pasted mistake, not a setting.
 LONGEST_TEXT = 255
@@ -141,8 +129,8 @@ def check(
     """The declared keys of a parsed params file, flattened and checked against `rules`.
 
     `declared` holds keys and whole sections (`train.epochs`, `render`), as dvc.yaml lists
-    them. Keys outside them are neither read nor checked; keys under `optional` may be left
-    out. Raises ParamsError naming the key.
+    them (see `sections`). Keys outside them are neither read nor checked; keys under
+    `optional` may be left out. Raises ParamsError naming the key.
     """
     if not isinstance(tree, Mapping):
         raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
@@ -151,7 +139,7 @@ def check(
     for name in declared:
         allowed = _under(name, list(rules))
         if not allowed:
-            raise ParamsError(f"{file}: {name} is declared in {DVC_FILE} but has no rule")
+            raise ParamsError(f"{file}: {name} is read but has no rule")
         present = _under(name, list(flat))
         for key in present:
             if key not in rules and any(rule.startswith(key + ".") for rule in allowed):
@@ -209,231 +197,33 @@ def read_json(path: Path) -> Any:
         raise ParamsError(f"{path}: not valid JSON") from None
 
 
-@dataclass(frozen=True)
-class Declared:
-    """What dvc.yaml declares for one stage, as DVC resolves it."""
-
-    stage: str
-    params: tuple[str, ...]
-    deps: frozenset[str]
-    outs: frozenset[str]
-
-    @property
-    def files(self) -> frozenset[str]:
-        return self.deps | self.outs
+def sections(rules: Mapping[str, Rule]) -> list[str]:
+    """The params sections a stage with these rules reads, as dvc.yaml declares them: `train`
+    for `train.epochs`; a variation's overrides, `variants.<name>.train.epochs`, are the
+    section `variants.<name>`, since the other variations are not this stage's business."""
+    found = []
+    for key in rules:
+        parts = key.split(".")
+        found.append(".".join(parts[:2]) if parts[0] == "variants" and len(parts) > 2 else parts[0])
+    return list(dict.fromkeys(found))
 
 
-def declared(stage: str, root: Path | None = None) -> Declared:
-    """Ask DVC what `stage` declares: its params.yaml keys, and the paths of its deps and outs.
-
-    Importing DVC and resolving dvc.yaml takes about half a second, in every stage process;
-    so the first process resolves every stage of dvc.yaml and keeps the answers (see
-    `_remembered`) for the processes that follow, until an input of the resolution changes.
-    """
-    root = root or Path(".")
-    inputs = _resolution_inputs(root)
-    found = _remembered(root, inputs).get(stage)
-    if found is None:
-        found = _resolve(stage, root, inputs)
-    params, params_files, deps, outs = found
-    for params_file in params_files:
-        if Path(params_file).name != PARAMS_FILE.name:
-            raise ParamsError(f"{DVC_FILE}: stage {stage} reads params from {params_file}")
-    return Declared(stage, tuple(params), frozenset(deps), frozenset(outs))
-
-
-# What DVC resolved, kept in DVC's own scratch folder (which git ignores, and which queued
-# experiments do not copy), with a digest of every input of the resolution.
-DECLARATIONS = Path(".dvc/tmp/stage-declarations.json")
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _digests(root: Path, names: Sequence[str | Path]) -> dict[str, str | None]:
-    """The sha256 of each named file under `root`; None for one that cannot be read."""
-    return {str(name): _digest(root / name) for name in names}
-
-
-def _resolution_inputs(root: Path) -> dict[str, str | None]:
-    """Digests of what every resolution of dvc.yaml reads: dvc.yaml, params.yaml (its default
-    `vars`) and DVC itself (its version file). The files dvc.yaml names under `vars` are added
-    to them when the answers are kept."""
-    spec = importlib.util.find_spec("dvc")
-    dvc_version = Path(spec.origin).with_name("_version.py") if spec and spec.origin else None
-    digests = _digests(root, (DVC_FILE, PARAMS_FILE))
-    digests["dvc"] = _digest(dvc_version) if dvc_version else None
-    return digests
-
-
-def _remembered(root: Path, inputs: dict[str, str | None]) -> dict[str, Any]:
-    """The kept declarations, if every input they were resolved from is unchanged."""
-    try:
-        kept = json.loads((root / DECLARATIONS).read_text())
-        vars_files = [name for name in kept["inputs"] if name not in inputs]
-        if kept["inputs"] != inputs | _digests(root, vars_files):
-            return {}
-        return {
-            name: found
-            for name, found in kept["stages"].items()
-            if isinstance(found, list) and len(found) == 4
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def _resolve(stage: str, root: Path, inputs: dict[str, str | None]) -> list[Any]:
-    """Resolve dvc.yaml with DVC and keep the answers for every stage; return `stage`'s."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    from stages import artifacts
-
-    try:
-        with Repo(str(root)) as repo:
-            try:
-                every = repo.stage.collect(str(root / DVC_FILE))
-            except DvcException:
-                every = []  # Some stage does not resolve; DVC names it when it runs.
-            wanted = next((each for each in every if each.name == stage), None)
-            if wanted is None:
-                (wanted,) = repo.stage.collect(f"{root / DVC_FILE}:{stage}")
-    except DvcException as error:
-        raise ParamsError(f"{DVC_FILE}: cannot resolve stage {stage!r} ({error})") from None
-    if every:
-        kept = {
-            "inputs": inputs | _digests(root, _vars_files(read_yaml(root / DVC_FILE))),
-            "stages": {each.name: _declarations(each) for each in every},
-        }
-        # Kept only to save time: a folder that cannot be written is no error.
-        with contextlib.suppress(OSError):
-            artifacts.write_json(root / DECLARATIONS, kept)
-    return _declarations(wanted)
-
-
-def _declarations(stage: Any) -> list[Any]:
-    """A resolved DVC stage's params keys, params files, dep paths and out paths."""
-    from dvc.dependency.param import ParamsDependency
-
-    params, params_files, deps = [], [], []
-    for dep in stage.deps:
-        if isinstance(dep, ParamsDependency):
-            params.extend(dep.params)
-            params_files.append(dep.def_path)
-        else:
-            deps.append(os.path.normpath(dep.def_path))
-    outs = [os.path.normpath(out.def_path) for out in stage.outs]
-    return [params, params_files, sorted(deps), sorted(outs)]
-
-
-def _vars_files(pipeline: Any) -> list[str]:
-    """The files dvc.yaml's `vars` lists name (`file.yaml` or `file.yaml:key,...`), at the
-    top and in each stage."""
-    if not isinstance(pipeline, Mapping):
-        return []
-    stages = pipeline.get("stages")
-    stages = stages.values() if isinstance(stages, Mapping) else []
-    lists = [pipeline.get("vars"), *(s.get("vars") for s in stages if isinstance(s, Mapping))]
-    entries = [entry for entries in lists if isinstance(entries, list) for entry in entries]
-    return sorted({entry.split(":")[0] for entry in entries if isinstance(entry, str)})
-
-
-@dataclass(frozen=True)
-class StageParams:
-    """What one stage may read: its declared params and its declared files."""
-
-    stage: str
-    values: dict[str, Any]
-    paths: dict[str, Path]
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.values:
-            raise KeyError(f"{key} is not declared under stages.{self.stage}.params in {DVC_FILE}")
-        return self.values[key]
-
-    def declared_keys(self) -> list[str]:
-        """The declared params keys, dotted."""
-        return list(self.values)
-
-    def path(self, name: str) -> Path:
-        if name not in self.paths:
-            raise KeyError(f"--{_option(name)} is not among the files of stages.{self.stage}")
-        return self.paths[name]
-
-
-def _option(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class _Arguments(argparse.ArgumentParser):
-    """argparse that raises instead of printing its usage and exiting."""
-
-    def error(self, message: str):
-        raise StageError(f"{self.prog}: {message}")
-
-
-def parse_files(
-    stage: str, names: Sequence[str], argv: Sequence[str], optional: Sequence[str] = ()
-) -> dict[str, Path]:
-    """The stage's files from its command line: `--train-set data/prepared/train ...`."""
-    parser = _Arguments(prog=f"python -m stages.{stage.split('@')[0]}", add_help=False)
-    for name in [*names, *optional]:
-        parser.add_argument(f"--{_option(name)}", dest=name, required=name in names, metavar="PATH")
-    parsed = parser.parse_args(list(argv))
-    return {name: Path(value) for name in [*names, *optional] if (value := getattr(parsed, name))}
-
-
-def stage_name(default: str) -> str:
-    """The running stage's name: DVC's under `dvc repro` (DVC_STAGE, as in `train@cnn`),
-    else `default`."""
-    return os.environ.get("DVC_STAGE", default)
-
-
-def load(
-    stage: str,
+def read_params(
     rules: Mapping[str, Rule],
-    files: Sequence[str] = (),
     *,
     together: Callable[[dict[str, Any]], str | None] | None = None,
     optional: Sequence[str] = (),
-    argv: Sequence[str] | None = None,
-) -> StageParams:
-    """Check what `stage` declares and hand it over.
+    file: Path = PARAMS_FILE,
+) -> dict[str, Any]:
+    """The settings `rules` names, read from `file` (params.yaml, or the JSON file of a
+    variation's resolved settings) and checked.
 
-    Under `dvc repro` the stage's name comes from DVC (DVC_STAGE, as in `train@cnn`).
     `together` checks the values against each other and returns a problem or None.
-    A stage of a variant gets its settings from the file `--settings` names (written by the
-    variant_settings stage, a declared dep) instead of params.yaml, checked by the same rules.
     """
-    stage = stage_name(stage)
-    argv = sys.argv[1:] if argv is None else argv
-    paths = parse_files(stage, files, argv, optional=("settings",))
-    found = declared(stage)
-    for name, path in paths.items():
-        if os.path.normpath(path) not in found.files:
-            raise ParamsError(
-                f"{DVC_FILE}: --{_option(name)} {path} is not among the deps or outs of "
-                f"stages.{stage}"
-            )
-    if "settings" in paths:
-        settings = paths.pop("settings")
-        sections = list(dict.fromkeys(key.split(".")[0] for key in rules))
-        values = check(read_json(settings), sections, rules, settings)
-    else:
-        values = check(read_yaml(PARAMS_FILE), found.params, rules, optional=optional)
+    file = Path(file)
+    tree = read_json(file) if file.suffix == ".json" else read_yaml(file)
+    values = check(tree, sections(rules), rules, file, optional=optional)
     problem = together(values) if together else None
     if problem:
-        raise ParamsError(f"{PARAMS_FILE}: {problem}")
-    return StageParams(stage, values, paths)
-
-
-def output_of(stage: str, suffix: str, root: Path | None = None) -> Path:
-    """The output of `stage` whose name ends in `suffix`, as DVC resolves dvc.yaml."""
-    matches = sorted(path for path in declared(stage, root).outs if path.endswith(suffix))
-    if not matches:
-        raise ParamsError(f"{DVC_FILE}: stage {stage} has no {suffix} output")
-    return (root or Path(".")) / matches[0]
+        raise ParamsError(f"{file}: {problem}")
+    return values

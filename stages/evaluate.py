@@ -1,24 +1,26 @@
 """Evaluate: score the trained model on the test images (the loss and accuracy of the lesson's
 `model.evaluate`, from one `model.predict` pass) and break the score down per digit.
 
-Reads:  paths.model; paths.test_set (x_test, y_test).
-Writes: paths.metrics (test loss, accuracy, macro F1, images, the model's weights),
-        paths.predictions (one row per test image: index, true, predicted, confidence),
-        paths.confusion (the 10 x 10 confusion matrix, rows true digits, columns predicted),
-        paths.per_class (precision, recall, F1 and support per digit) and paths.network
+Reads:  --model; --test-set (x_test, y_test).
+Writes: --metrics (test loss, accuracy, macro F1, images, the model's weights),
+        --predictions (one row per test image: index, true, predicted, confidence),
+        --confusion (the 10 x 10 confusion matrix, rows true digits, columns predicted),
+        --per-class (precision, recall, F1 and support per digit) and --network
         (the model's layers and weights, for the course page's JavaScript).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config
-from stages.config import NUM_CLASSES
+from stages import artifacts, cli, repeatable
+
+NUM_CLASSES = 10
 
 
 def confusion_matrix(
@@ -125,8 +127,7 @@ def evaluate(
     per_class_path: Path,
     network_path: Path,
 ) -> dict[str, float]:
-    # Imported here so that a mistake is reported before TensorFlow's slow import.
-    keras = cli.import_keras()
+    keras = repeatable.import_keras()
 
     model = keras.models.load_model(model_path)
     x_test, y_test = artifacts.read_split(test_set, "test")
@@ -162,20 +163,20 @@ def evaluate(
     return metrics["test"]
 
 
-def main() -> None:
-    params = config.load(
-        "evaluate",
-        {},
-        ("model", "test_set", "metrics", "predictions", "confusion", "per_class", "network"),
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.evaluate")
+    files = ("model", "test-set", "metrics", "predictions", "confusion", "per-class", "network")
+    for option in files:
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
     evaluate(
-        params.path("model"),
-        params.path("test_set"),
-        params.path("metrics"),
-        params.path("predictions"),
-        params.path("confusion"),
-        params.path("per_class"),
-        params.path("network"),
+        args.model,
+        args.test_set,
+        args.metrics,
+        args.predictions,
+        args.confusion,
+        args.per_class,
+        args.network,
     )
 
 

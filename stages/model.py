@@ -1,29 +1,30 @@
-"""The lesson's network and its training settings, built from params.
+"""The lesson's network: what it can be, how it is built, and how it is fitted.
 
 The default is the lesson's model: Flatten -> Dense(128, relu) -> Dense(10, softmax),
 compiled with adam, sparse categorical cross-entropy and accuracy.
+
+The vocabulary of model.* and train.* (kinds, activations, optimizers) is plain data, so the
+train stage's rules can use it without loading TensorFlow; Keras is imported by the functions
+that build and fit, when they are called.
 """
 
 from __future__ import annotations
 
-from stages.cli import import_keras
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-keras = import_keras()
+import numpy as np
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
+from stages.repeatable import import_keras
 
-from stages.config import NUM_CLASSES  # noqa: E402
-from stages.train import ACTIVATIONS, KINDS, OPTIMIZERS  # noqa: E402
+if TYPE_CHECKING:
+    import keras
 
+KINDS = ("dense", "cnn")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
-
-
-def seed_everything(seed: int) -> None:
-    """Make training repeat exactly: same seed, same weights, shuffles and dropout masks."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def build_model(
@@ -47,6 +48,8 @@ def build_model(
     rotation (degrees), zoom and shift (fractions) add random augmentation layers, which
     change training images only and pass images through unchanged at prediction time.
     """
+    keras = import_keras()
+    layers = keras.layers
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     if activation not in ACTIVATIONS:
@@ -61,7 +64,7 @@ def build_model(
             "rotation 0 to 180 degrees, zoom and shift 0 to below 1"
         )
 
-    def activated(layer: type[layers.Layer], *args, name: str) -> list[layers.Layer]:
+    def activated(layer: type[keras.layers.Layer], *args, name: str) -> list[keras.layers.Layer]:
         """The layer with the activation built in, as the lesson writes Dense(128, "relu");
         LeakyReLU, whose slope is a setting, follows as a layer of its own."""
         if activation == "leaky_relu":
@@ -71,7 +74,7 @@ def build_model(
 
     # Layers are named here, not numbered by Keras' per-process counters, so the saved
     # model's config is the same however many models the process built before.
-    stack: list[layers.Layer] = [keras.Input(shape=IMAGE_SHAPE, name="image")]
+    stack: list[keras.layers.Layer] = [keras.Input(shape=IMAGE_SHAPE, name="image")]
     augment = rotation or zoom or shift
     if kind == "cnn" or augment:
         stack.append(layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel"))
@@ -112,45 +115,50 @@ def _offset(seed: int | None, offset: int) -> int | None:
     return None if seed is None else seed + offset
 
 
-class ShuffledBatches(keras.utils.PyDataset):
-    """The training images batch by batch, in a new seeded order every epoch.
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+    """The training images batch by batch, in a new seeded order every epoch, as a Keras
+    PyDataset.
 
     fit(x, y) would copy the whole array into TensorFlow, twice; reading each batch from the
     memory-mapped array instead keeps training under 1 GiB at the same speed.
     """
+    keras = import_keras()
 
-    def __init__(self, images, labels, batch_size: int, seed: int):
-        super().__init__()
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
+    class ShuffledBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(images))
 
-    def __len__(self) -> int:
-        return -(-len(self.images) // self.batch_size)
+        def __len__(self) -> int:
+            return -(-len(images) // batch_size)
 
-    def __getitem__(self, index: int):
-        # Sorted, so each batch reads the memory map front to back.
-        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.images[rows], self.labels[rows]
+        def __getitem__(self, index: int):
+            # Sorted, so each batch reads the memory map front to back.
+            rows = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
+            return images[rows], labels[rows]
 
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.images))
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(images))
+
+    return ShuffledBatches()
 
 
-class StopWhenInterrupted(keras.callbacks.Callback):
-    """Ends fit() after the current batches once `interrupts` (from cli.deferred_interrupts)
-    holds a signal, so the stage can stop cleanly."""
+def stop_when_interrupted(interrupts: Sequence[int]):
+    """A Keras callback that ends fit() after the current batches once `interrupts` (from
+    cli.deferred_interrupts) holds a signal, so the stage can stop cleanly."""
+    keras = import_keras()
 
-    def __init__(self, interrupts: list[int]):
-        super().__init__()
-        self.interrupts = interrupts
+    class StopWhenInterrupted(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            if interrupts:
+                self.model.stop_training = True
 
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        if self.interrupts:
-            self.model.stop_training = True
+    return StopWhenInterrupted()
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    keras = import_keras()
     # Named for the same reason as the layers: Keras would number a second "adam" "adam_1".
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate, name=name)

@@ -1,16 +1,18 @@
 """Page: one self-contained HTML page telling the lesson's story for this build.
 
-Reads:  paths.metrics, paths.confusion, paths.per_class, paths.figures (the PNGs are embedded),
-        paths.raw and paths.model (for their digests), paths.comparison (the variations'
-        table and curves), paths.network and each variation's network.json (the weights the
-        "Try it" section runs), stages/page.js and stages/page.css (inlined); params model.*,
-        train.* (shown) and render.confused_pairs.
+Reads:  files only, each named on its command line: --metrics, --confusion, --per-class,
+        --confused-pairs, --settings (what the lesson's model trained with, shown), --figures
+        (the PNGs are embedded), --raw and --model (for their digests), --comparison (the
+        variations' table and curves), --network and each variation's network.json under
+        --variant-reports (the weights the "Try it" section runs), --script and --style
+        (inlined).
 Writes: paths.page, an HTML file with no outside references: it works offline, can be mailed
         or published as it is, and reads on a phone as on a projector.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import html
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config, render, summary, train
+from stages import artifacts, cli, config, summary
 
 # The packages whose versions decide what a build produces.
 # TensorFlow is the distribution tensorflow-cpu on Linux x86-64 and Windows, tensorflow
@@ -193,7 +195,7 @@ def build_page(
     matrix: np.ndarray,
     per_class: pd.DataFrame,
     figures: Path,
-    confused_pairs: int,
+    confused: pd.DataFrame,
     digests: dict[str, str],
     package_versions: dict[str, str],
     variations: pd.DataFrame,
@@ -203,7 +205,7 @@ def build_page(
     style: str,
 ) -> str:
     test = metrics["test"]
-    pairs = summary.confused_pairs_table(matrix, confused_pairs)
+    pairs = summary.confused_pairs_table(confused)
     stamp = pd.DataFrame(
         {
             "what": [*package_versions, *digests],
@@ -215,7 +217,7 @@ def build_page(
         name: embedded_image(figures / f"{name}.png", alt, caption)
         for name, (alt, caption) in FIGURES.items()
     }
-    confused = table(pairs) if len(pairs) else "<p>No digit was mistaken for another.</p>"
+    confused_html = table(pairs) if len(pairs) else "<p>No digit was mistaken for another.</p>"
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -250,7 +252,7 @@ macro F1 {test["macro_f1"]:.4f}.</p>
 <h3>Per digit</h3>
 {table(summary.per_digit_table(matrix, per_class))}
 <h3>Most confused pairs</h3>
-{confused}
+{confused_html}
 {images["misclassified"]}
 
 {variations_section(variations, curves_png)}
@@ -274,6 +276,8 @@ def page(
     metrics_path: Path,
     confusion_path: Path,
     per_class_path: Path,
+    confused_path: Path,
+    settings_path: Path,
     figures: Path,
     raw: Path,
     model: Path,
@@ -283,18 +287,16 @@ def page(
     script: Path,
     style: Path,
     page_path: Path,
-    *,
-    settings: dict[str, Any],
-    confused_pairs: int,
 ) -> None:
     variations = pd.read_csv(Path(comparison) / "variants.csv")
+    trained_with = json.loads(Path(settings_path).read_text())
     text = build_page(
         metrics=json.loads(Path(metrics_path).read_text()),
-        settings=settings,
+        settings=config.flatten({key: trained_with[key] for key in SHOWN_SECTIONS}),
         matrix=pd.read_csv(confusion_path).drop(columns="true").to_numpy(),
         per_class=pd.read_csv(per_class_path),
         figures=Path(figures),
-        confused_pairs=confused_pairs,
+        confused=pd.read_csv(confused_path),
         digests={str(raw): md5(raw), str(model): md5(model)},
         package_versions=versions(),
         variations=variations,
@@ -307,35 +309,32 @@ def page(
     print(f"page: {page_path} ({len(text.encode()) / 2**10:.0f} KiB, self-contained)")
 
 
-SHOWN_SECTIONS = ("model.", "train.")
+# What the page shows of the settings the lesson's model trained with.
+SHOWN_SECTIONS = ("model", "train")
 
 
-def main() -> None:
-    params = config.load(
-        "page",
-        {**train.SETTINGS, **render.SETTINGS},
-        ("metrics", "confusion", "per_class", "figures", "raw", "model", "comparison")
-        + ("network", "variant_reports", "script", "style", "page"),
-        together=train.settings_together,
-    )
-    settings = {
-        key: params[key] for key in params.declared_keys() if key.startswith(SHOWN_SECTIONS)
-    }
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.page")
+    files = ("metrics", "confusion", "per-class", "confused-pairs", "settings", "figures", "raw")
+    files += ("model", "comparison", "network", "variant-reports", "script", "style", "page")
+    for option in files:
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
     page(
-        params.path("metrics"),
-        params.path("confusion"),
-        params.path("per_class"),
-        params.path("figures"),
-        params.path("raw"),
-        params.path("model"),
-        params.path("comparison"),
-        params.path("network"),
-        params.path("variant_reports"),
-        params.path("script"),
-        params.path("style"),
-        params.path("page"),
-        settings=settings,
-        confused_pairs=params["render.confused_pairs"],
+        args.metrics,
+        args.confusion,
+        args.per_class,
+        args.confused_pairs,
+        args.settings,
+        args.figures,
+        args.raw,
+        args.model,
+        args.comparison,
+        args.network,
+        args.variant_reports,
+        args.script,
+        args.style,
+        args.page,
     )
 
 

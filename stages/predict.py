@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages import cli, config
+from stages import repeatable
 
 MAX_FILE_BYTES = 50 * 2**20
 MAX_PIXELS = 50_000_000
@@ -162,7 +162,7 @@ def predict(files: list[Path], model_path: Path) -> list[Answer]:
     if images:
         if not Path(model_path).is_file():
             raise SystemExit(f"error: no trained model at {model_path}; run `make repro` first")
-        keras = cli.import_keras()  # Imported only when there is something to classify.
+        keras = repeatable.import_keras()  # Imported only when there is something to classify.
 
         probabilities = keras.models.load_model(model_path).predict(np.stack(images), verbose=0)
         good = (answer for answer in answers if not answer.error)
@@ -172,6 +172,25 @@ def predict(files: list[Path], model_path: Path) -> list[Answer]:
             answer.top3 = [(int(d), float(row[d])) for d in order]
             answer.probabilities = [float(p) for p in row]
     return answers
+
+
+def trained_model(root: Path = Path(".")) -> Path:
+    """The train stage's .keras output, as DVC resolves dvc.yaml in `root`.
+
+    digit-predict is a command, not a stage, so it may ask DVC; no stage does.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            (stage,) = repo.stage.collect("train")
+            found = sorted(out.def_path for out in stage.outs if out.def_path.endswith(".keras"))
+    except (DvcException, ValueError) as error:
+        raise LookupError((str(error).splitlines() or [type(error).__name__])[0]) from None
+    if not found:
+        raise LookupError("the train stage has no .keras output")
+    return Path(root) / found[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        model_path = args.model or config.output_of("train", ".keras")
-    except config.ParamsError as error:
+        model_path = args.model or trained_model()
+    except LookupError as error:
         print(
             f"error: no --model given, and no project here to find the trained model in ({error})",
             file=sys.stderr,

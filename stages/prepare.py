@@ -1,13 +1,14 @@
 """Prepare: scale the pixels to [0, 1], as the lesson does with `x_train / 255.0`.
 
-Reads:  paths.raw; params prepare.train_size and prepare.test_size.
-Writes: paths.train_set/ with x_train.npy (float32, n x 28 x 28, in [0, 1]) and y_train.npy
-        (uint8 digits 0-9), and paths.test_set/ with x_test.npy and y_test.npy. Two outputs, so
+Reads:  --raw; params prepare.train_size and prepare.test_size.
+Writes: --train-set/ with x_train.npy (float32, n x 28 x 28, in [0, 1]) and y_train.npy
+        (uint8 digits 0-9), and --test-set/ with x_test.npy and y_test.npy. Two outputs, so
         that a change to the test images alone does not retrain the model.
 """
 
 from __future__ import annotations
 
+import argparse
 import zipfile
 from pathlib import Path
 
@@ -55,14 +56,18 @@ def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test
         print(f"prepare: {split}: {len(labels)} images scaled to [0, 1]")
 
 
-def main() -> None:
-    params = config.load("prepare", SETTINGS, ("raw", "train_set", "test_set"))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.prepare")
+    for option in ("raw", "train-set", "test-set"):
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = config.read_params(SETTINGS)
     prepare(
-        params.path("raw"),
-        params.path("train_set"),
-        params.path("test_set"),
-        train_size=params["prepare.train_size"],
-        test_size=params["prepare.test_size"],
+        args.raw,
+        args.train_set,
+        args.test_set,
+        train_size=settings["prepare.train_size"],
+        test_size=settings["prepare.test_size"],
     )
 
 

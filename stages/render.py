@@ -1,27 +1,28 @@
 """Render: draw the lesson's figures and the confusion summary from evaluate's results.
 
-Reads:  paths.test_set (x_test, y_test), paths.predictions, paths.confusion, paths.per_class,
-        paths.history; params render.*.
-Writes: paths.figures/ with prediction_grid.png (the lesson's grid: blue when right, red when
+Reads:  --test-set (x_test, y_test), --predictions, --confusion, --per-class, --history;
+        params render.*.
+Writes: --figures/ with prediction_grid.png (the lesson's grid: blue when right, red when
         wrong), first_prediction.png, confusion_matrix.png, training_curves.png and
-        misclassified.png; and paths.summary, a Markdown confusion summary.
+        misclassified.png; --confused-pairs, the render.confused_pairs most confused pairs
+        (true, predicted, count), which the page shows; and --summary, a Markdown confusion
+        summary.
 
 No model is loaded here, so this stage never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from stages import artifacts, cli, config, summary
 from stages.config import whole
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 SETTINGS = {
     "render.grid_size": whole(1, 100),
@@ -34,10 +35,6 @@ RIGHT, WRONG = "blue", "red"
 
 def new_figure(**options: Any) -> Figure:
     """A matplotlib Figure, drawn without pyplot or a display."""
-    # Imported here, not with this module: the page stage reads SETTINGS above and draws
-    # nothing, and matplotlib's import was 0.4 s of its 1.1 s.
-    from matplotlib.figure import Figure
-
     return Figure(**options)
 
 
@@ -140,18 +137,18 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def confusion_summary(matrix: np.ndarray, per_class: pd.DataFrame, top: int) -> str:
+def confusion_summary(matrix: np.ndarray, per_class: pd.DataFrame, confused: pd.DataFrame) -> str:
     total = int(matrix.sum())
     right = int(np.trace(matrix))
-    pairs = summary.confused_pairs_table(matrix, top)
-    confused = markdown_table(pairs) if len(pairs) else "No digit was mistaken for another."
+    pairs = summary.confused_pairs_table(confused)
+    shown = markdown_table(pairs) if len(pairs) else "No digit was mistaken for another."
     return (
         "# Confusion summary\n\n"
         f"{right} of {total} test digits right ({right / total:.2%}).\n\n"
         "## Per digit\n\n"
         f"{markdown_table(summary.per_digit_table(matrix, per_class))}\n\n"
         "## Most confused pairs\n\n"
-        f"{confused}\n"
+        f"{shown}\n"
     )
 
 
@@ -162,6 +159,7 @@ def render(
     per_class_path: Path,
     history_path: Path,
     figures: Path,
+    confused_path: Path,
     summary_path: Path,
     *,
     grid_size: int,
@@ -197,27 +195,31 @@ def render(
         artifacts.write_png(
             misclassified_gallery(images, wrong, misclassified), tmp / "misclassified.png"
         )
-    artifacts.write_text(summary_path, confusion_summary(matrix, per_class, confused_pairs))
+    confused = summary.most_confused(matrix, confused_pairs)
+    artifacts.write_csv(confused_path, confused)
+    artifacts.write_text(summary_path, confusion_summary(matrix, per_class, confused))
     print(f"render: 5 figures in {figures}, {len(wrong)} misclassified of {len(predictions)}")
 
 
-def main() -> None:
-    params = config.load(
-        "render",
-        SETTINGS,
-        ("test_set", "predictions", "confusion", "per_class", "history", "figures", "summary"),
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.render")
+    files = ("test-set", "predictions", "confusion", "per-class", "history", "figures")
+    for option in (*files, "confused-pairs", "summary"):
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = config.read_params(SETTINGS)
     render(
-        params.path("test_set"),
-        params.path("predictions"),
-        params.path("confusion"),
-        params.path("per_class"),
-        params.path("history"),
-        params.path("figures"),
-        params.path("summary"),
-        grid_size=params["render.grid_size"],
-        misclassified=params["render.misclassified"],
-        confused_pairs=params["render.confused_pairs"],
+        args.test_set,
+        args.predictions,
+        args.confusion,
+        args.per_class,
+        args.history,
+        args.figures,
+        args.confused_pairs,
+        args.summary,
+        grid_size=settings["render.grid_size"],
+        misclassified=settings["render.misclassified"],
+        confused_pairs=settings["render.confused_pairs"],
     )
 
 

@@ -29,7 +29,7 @@ def per_digit_table(matrix: np.ndarray, per_class: pd.DataFrame) -> pd.DataFrame
     )
 
 
-def confused_pairs_table(matrix: np.ndarray, top: int) -> pd.DataFrame:
-    pairs = most_confused(matrix, top)
+def confused_pairs_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """most_confused's pairs as the reader sees them: `4 -> 9` and how many images."""
     arrows = [f"{t} -> {p}" for t, p in zip(pairs["true"], pairs["predicted"], strict=True)]
     return pd.DataFrame({"true -> predicted": arrows, "images": pairs["count"].to_numpy()})

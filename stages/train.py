@@ -1,14 +1,17 @@
 """Train: fit the lesson's network to the prepared training images.
 
-Reads:  paths.train_set (x_train, y_train); params model.* and train.*.
-Writes: paths.model (the trained Keras model) and paths.history (loss and accuracy per
-        epoch, with val_loss and val_accuracy when train.validation_split > 0).
+Reads:  --train-set (x_train, y_train); params model.* and train.*, or, for a variation,
+        --settings, the file its variant_settings stage wrote.
+Writes: --model (the trained Keras model), --history (loss and accuracy per epoch, with
+        val_loss and val_accuracy when train.validation_split > 0) and, for the lesson's
+        model, --trained-with (the settings it trained with, as variant_settings writes a
+        variation's), which the page shows.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,29 +19,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import artifacts, cli, config
+from stages import artifacts, cli, config, model, repeatable
 from stages.config import fraction, number_between, one_of, positive_number, whole, widths
 
 if TYPE_CHECKING:
     import keras
 
-# What the network and its training can be: the vocabulary of model.* and train.*, which
-# stages/model.py builds from.
-KINDS = ("dense", "cnn")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TRAIN_IMAGES = 60_000
 
-# The rules for the settings this stage reads (the page, which shows them, checks them too).
+# The rules for the settings this stage reads.
 SETTINGS = {
-    "model.kind": one_of(*KINDS),
+    "model.kind": one_of(*model.KINDS),
     "model.hidden_units": widths,
-    "model.activation": one_of(*ACTIVATIONS),
+    "model.activation": one_of(*model.ACTIVATIONS),
     "model.leaky_relu_slope": fraction,
     "model.dropout": fraction,
     "train.epochs": whole(1, 1000),
     "train.batch_size": whole(1, TRAIN_IMAGES),
-    "train.optimizer": one_of(*OPTIMIZERS),
+    "train.optimizer": one_of(*model.OPTIMIZERS),
     "train.learning_rate": positive_number,
     "train.seed": whole(0, 2**31 - 1),
     "train.validation_split": fraction,
@@ -120,39 +118,29 @@ def train(
 ) -> keras.Model:
     """Fit the network described by `architecture` (build_model's keywords: kind,
     hidden_units, activation, ...), with `augmentation` (rotation, zoom, shift) if given."""
-    # Imported here rather than at the top, so that main() reports a params mistake at once
-    # instead of after TensorFlow's import, which takes seconds.
-    from stages.model import (
-        ShuffledBatches,
-        StopWhenInterrupted,
-        build_model,
-        keras,
-        make_optimizer,
-        seed_everything,
-    )
-
-    seed_everything(seed)
+    keras = repeatable.import_keras()
+    repeatable.seed_everything(seed)
     images, labels = artifacts.read_split(train_set, "train")
     # Like fit(validation_split=...), hold out the last part of the images for validation.
     held_out = int(len(images) * validation_split)
     kept = len(images) - held_out
-    batches = ShuffledBatches(images[:kept], labels[:kept], batch_size, seed)
+    batches = model.shuffled_batches(images[:kept], labels[:kept], batch_size, seed)
     validation = (np.asarray(images[kept:]), np.asarray(labels[kept:])) if held_out else None
-    model = build_model(**architecture, **(augmentation or {}), seed=seed)
-    model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+    network = model.build_model(**architecture, **(augmentation or {}), seed=seed)
+    network.compile(
+        optimizer=model.make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,
     )
-    model.summary(print_fn=lambda line, **_: print(line))
+    network.summary(print_fn=lambda line, **_: print(line))
     with artifacts.atomic_file(history_path) as history_tmp:
         # A Ctrl-C or SIGTERM ends fit() at the next batch; leaving this block then raises,
         # and atomic_file removes the unfinished history.
         with cli.deferred_interrupts() as interrupts:
             callbacks = [
                 keras.callbacks.CSVLogger(str(history_tmp)),
-                StopWhenInterrupted(interrupts),
+                model.stop_when_interrupted(interrupts),
             ]
             if early_stopping_patience:
                 callbacks.append(
@@ -163,7 +151,7 @@ def train(
                     )
                 )
             started = time.perf_counter()
-            history = model.fit(
+            history = network.fit(
                 batches,
                 epochs=epochs,
                 validation_data=validation,
@@ -171,50 +159,60 @@ def train(
                 verbose=2,
             )
             seconds = time.perf_counter() - started
-        save_model(model, model_path)
+        save_model(network, model_path)
     epochs_run = len(history.epoch)
     print(
         f"train: {epochs_run} epochs over {kept} images in {seconds:.1f} s "
         f"({kept * epochs_run / seconds:,.0f} images/s)"
     )
-    return model
+    return network
 
 
 ARCHITECTURE_KEYS = ("kind", "hidden_units", "activation", "leaky_relu_slope", "dropout")
 AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
 
 
-# TensorFlow splits each op across every core by default. A training step's ops are small (32
-# images times a 784 x 128 kernel), and splitting them cost more than it saved: two epochs of
-# the lesson's model took 5.8 s on one thread per op against 7.8 s (medians of five pairs, 2-core
-# Xeon), the CNN's 8% less, the assignment's the same. The weights do not change: with op
-# determinism, one thread per op gives the bytes of TensorFlow's default (tests/test_stages.py;
-# make repro retrained all four networks to the same bytes). evaluate keeps the default, since
-# its batches of 1,000 images are faster on both cores. A value set in the environment is kept.
-# It is set for the stage's process, where it is read, not by main(), which tests also call.
-THREADS_PER_OP = "1"
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'train.augmentation.zoom': 0.1} -> {'train': {'augmentation': {'zoom': 0.1}}}."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *parents, last = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree
 
 
-def main() -> None:
-    params = config.load(
-        "train", SETTINGS, ("train_set", "model", "history"), together=settings_together
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.train")
+    parser.add_argument("--train-set", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--history", type=Path, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--settings", type=Path, help="a variation's settings (variant_settings)")
+    where.add_argument("--trained-with", type=Path, help="where to record params.yaml's settings")
+    args = parser.parse_args(argv)
+    settings = args.settings or config.PARAMS_FILE
+    values = config.read_params(SETTINGS, together=settings_together, file=settings)
     train(
-        params.path("train_set"),
-        params.path("model"),
-        params.path("history"),
-        architecture={key: params[f"model.{key}"] for key in ARCHITECTURE_KEYS},
-        epochs=params["train.epochs"],
-        batch_size=params["train.batch_size"],
-        optimizer=params["train.optimizer"],
-        learning_rate=params["train.learning_rate"],
-        seed=params["train.seed"],
-        validation_split=params["train.validation_split"],
-        early_stopping_patience=params["train.early_stopping_patience"],
-        augmentation={key: params[f"train.augmentation.{key}"] for key in AUGMENTATION_KEYS},
+        args.train_set,
+        args.model,
+        args.history,
+        architecture={key: values[f"model.{key}"] for key in ARCHITECTURE_KEYS},
+        epochs=values["train.epochs"],
+        batch_size=values["train.batch_size"],
+        optimizer=values["train.optimizer"],
+        learning_rate=values["train.learning_rate"],
+        seed=values["train.seed"],
+        validation_split=values["train.validation_split"],
+        early_stopping_patience=values["train.early_stopping_patience"],
+        augmentation={key: values[f"train.augmentation.{key}"] for key in AUGMENTATION_KEYS},
     )
+    if args.trained_with:
+        artifacts.write_json(args.trained_with, {"changes": {}, **nest(values)})
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", THREADS_PER_OP)
+    repeatable.one_thread_per_op()
     cli.run(main)

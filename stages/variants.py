@@ -6,13 +6,14 @@ dvc.yaml) writes the result, so that the variant's training depends on exactly t
 it trains with: a new train.epochs retrains every variant that does not set its own, and a
 new variants.cnn.train.epochs retrains the CNN alone.
 
-Reads:  params model.*, train.* and variants.<name>.*.
-Writes: the variant's settings file, JSON: {"changes": the overrides, as dotted keys, and
-        "model", "train": every setting, overrides applied}.
+Reads:  --name, the variant's name; params model.*, train.* and variants.<name>.*.
+Writes: --variant, the variant's settings file, JSON: {"changes": the overrides, as dotted
+        keys, and "model", "train": every setting, overrides applied}.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,21 @@ from stages import artifacts, cli, config, train
 
 # A variant's name becomes part of stage names and paths.
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# The comparison and the page call the lesson's own model this.
+LESSON = "lesson"
+
+
+def check_name(name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise config.ParamsError(
+            f"{config.PARAMS_FILE}: variants.{name} is not a name of lowercase letters, digits "
+            "and _ starting with a letter (at most 32)"
+        )
+    if name == LESSON:
+        raise config.ParamsError(
+            f"{config.PARAMS_FILE}: variants.{LESSON} is not allowed: the comparison calls the "
+            "lesson's own model so; choose another name"
+        )
 
 
 def rules_for(name: str) -> dict[str, config.Rule]:
@@ -36,19 +52,7 @@ def resolve(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     changes = {key.removeprefix(prefix): v for key, v in values.items() if key.startswith(prefix)}
     settings = {key: values[key] for key in train.SETTINGS}
     settings.update(changes)
-    return {"changes": changes, **nest(settings)}
-
-
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{'train.augmentation.zoom': 0.1} -> {'train': {'augmentation': {'zoom': 0.1}}}."""
-    tree: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        *parents, last = dotted.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return tree
+    return {"changes": changes, **train.nest(settings)}
 
 
 def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[str, Any]:
@@ -62,17 +66,14 @@ def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[s
     return resolved
 
 
-def main() -> None:
-    stage = config.stage_name("variant_settings")
-    name = stage.partition("@")[2]
-    if not NAME.fullmatch(name):
-        raise config.ParamsError(
-            f"{config.PARAMS_FILE}: variants.{name} is not a name of lowercase letters, digits "
-            "and _ starting with a letter (at most 32)"
-        )
-    params = config.load(stage, rules_for(name), ("variant",), optional=(f"variants.{name}",))
-    values = {key: params[key] for key in params.declared_keys()}
-    variant_settings(name, values, params.path("variant"))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.variants")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--variant", type=Path, required=True)
+    args = parser.parse_args(argv)
+    check_name(args.name)
+    values = config.read_params(rules_for(args.name), optional=(f"variants.{args.name}",))
+    variant_settings(args.name, values, args.variant)
 
 
 if __name__ == "__main__":

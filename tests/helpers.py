@@ -22,8 +22,10 @@ PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
     "requirements.lock",
+    "requirements-dev.lock",
     "stages",
     "reports/variants/README.md",
+    "models/variants/README.md",
     ".dvc/plots/variants.json",
 ]
 
@@ -95,6 +97,7 @@ def render_reports(test_set: Path, reports: Path, *, misclassified: int) -> None
         reports / "per_class.csv",
         reports / "history.csv",
         reports / "figures",
+        reports / "confused_pairs.csv",
         reports / "summary.md",
         grid_size=3,
         misclassified=misclassified,

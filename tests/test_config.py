@@ -1,24 +1,21 @@
-"""Each stage checks, and sees, only the settings and files dvc.yaml declares for it, as DVC
-resolves dvc.yaml; the rules for a section live in the stage module that owns it."""
+"""Each stage checks only the settings its module reads, with the rules the module declares;
+a mistake ends in one line naming the key, the value and what is allowed."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib
 import json
 import math
-from pathlib import Path
 
 import pytest
 import yaml
 
-from stages import compare, config, download, prepare, render, train
-from tests.helpers import ROOT, copy_project
+from stages import compare, config, download, prepare, render, train, variants
+from tests.helpers import ROOT
 
 STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
-# The rules each stage hands to config.load, by the section they check.
+# The rules of every stage module, by the section they check.
 RULES = {
     **download.SETTINGS,
     **prepare.SETTINGS,
@@ -31,12 +28,6 @@ RULES = {
 @pytest.fixture
 def params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def declared() -> dict[str, config.Declared]:
-    """What DVC resolves each stage of the project to."""
-    return {stage: config.declared(stage, ROOT) for stage in STAGES + VARIANT_STAGES}
 
 
 def check_all(tree) -> dict:
@@ -200,161 +191,64 @@ def test_broken_yaml_is_one_line(tmp_path):
         config.read_yaml(broken)
 
 
-def test_dvc_resolves_what_each_stage_declares(declared):
-    render_stage = declared["render"]
-    assert render_stage.params == ("render",)
-    assert render_stage.outs == {"reports/figures", "reports/confusion_summary.md"}
-    assert "data/prepared/test" in render_stage.deps
-    assert declared["page"].params == ("model", "train", "render.confused_pairs")
-    assert declared["evaluate"].params == ()
-    assert declared["train"].outs == {"models/model.keras", "reports/history.csv"}
+def test_a_stage_reads_the_sections_of_its_own_rules_only(tmp_path, monkeypatch):
+    """A typo in a render setting stops render, not train."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["render"]["grid_size"] = "huge"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert config.read_params(train.SETTINGS)["train.epochs"] == 5
+    with pytest.raises(config.ParamsError, match=r"^params.yaml: render.grid_size = 'huge' is"):
+        config.read_params(render.SETTINGS)
 
 
-def test_an_unknown_stage_is_refused():
-    with pytest.raises(config.ParamsError, match=r"^dvc.yaml: cannot resolve stage 'deploy'"):
-        config.declared("deploy", ROOT)
+def test_the_sections_are_those_dvc_yaml_declares():
+    assert config.sections(train.SETTINGS) == ["model", "train"]
+    assert config.sections(download.SETTINGS) == ["data"]
+    assert config.sections(compare.SETTINGS) == ["variants"]
+    assert config.sections(variants.rules_for("cnn")) == ["model", "train", "variants.cnn"]
 
 
-def test_the_trained_model_is_found_through_dvc():
-    assert config.output_of("train", ".keras", ROOT) == ROOT / "models/model.keras"
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("config") / "project")
-
-
-def test_load_hands_a_stage_its_settings_and_files(project, monkeypatch):
-    monkeypatch.chdir(project)
-    monkeypatch.delenv("DVC_STAGE", raising=False)
-    argv = ["--train-set", "data/prepared/train", "--model", "models/model.keras"]
-    argv += ["--history", "reports/history.csv"]
-    params = config.load("train", train.SETTINGS, ("train_set", "model", "history"), argv=argv)
-    assert params["train.epochs"] == 5
-    assert params.path("model") == Path("models/model.keras")
-    with pytest.raises(KeyError, match="render.grid_size is not declared under stages.train"):
-        params["render.grid_size"]
-    with pytest.raises(KeyError, match="--figures is not among the files of stages.train"):
-        params.path("figures")
-
-
-def test_load_refuses_a_file_the_stage_does_not_declare(project, monkeypatch):
-    monkeypatch.chdir(project)
-    argv = ["--train-set", "data/prepared/test", "--model", "m.keras", "--history", "h.csv"]
+def test_values_are_checked_together(tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["early_stopping_patience"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(config.ParamsError) as error:
-        config.load("train", train.SETTINGS, ("train_set", "model", "history"), argv=argv)
+        config.read_params(train.SETTINGS, together=train.settings_together)
     assert str(error.value) == (
-        "dvc.yaml: --train-set data/prepared/test is not among the deps or outs of stages.train"
+        "params.yaml: train.early_stopping_patience = 3 needs train.validation_split above 0"
     )
 
 
-def test_load_names_a_missing_file_option(project, monkeypatch):
-    monkeypatch.chdir(project)
-    with pytest.raises(config.StageError) as error:
-        config.load("render", render.SETTINGS, ("figures",), argv=[])
+def test_a_variations_settings_file_is_read_by_the_same_rules(tmp_path):
+    settings = tmp_path / "settings.json"
+    resolved = variants.resolve(
+        config.check(
+            yaml.safe_load((ROOT / "params.yaml").read_text()),
+            ["model", "train", "variants.cnn"],
+            variants.rules_for("cnn"),
+            optional=["variants.cnn"],
+        ),
+        "cnn",
+    )
+    settings.write_text(json.dumps(resolved))
+    assert config.read_params(train.SETTINGS, file=settings)["model.kind"] == "cnn"
+    resolved["train"]["epochs"] = 0
+    settings.write_text(json.dumps(resolved))
+    with pytest.raises(config.ParamsError) as error:
+        config.read_params(train.SETTINGS, file=settings)
     assert str(error.value) == (
-        "python -m stages.render: the following arguments are required: --figures"
+        f"{settings}: train.epochs = 0 is not a whole number from 1 to 1000"
     )
 
 
-def test_load_follows_the_stage_dvc_runs(project, monkeypatch):
-    """Under `dvc repro`, DVC_STAGE names the stage; load resolves that one."""
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("DVC_STAGE", "prepare")
-    with pytest.raises(config.ParamsError, match="is not among the deps or outs of stages.prepare"):
-        config.load("train", train.SETTINGS, ("model",), argv=["--model", "models/model.keras"])
-
-
-class Recorder:
-    """Stands in for what config.load returns and remembers what main() read."""
-
-    def __init__(self, params: config.StageParams):
-        self.params = params
-        self.read: set[str] = set()
-
-    def __getitem__(self, key):
-        self.read.add(key)
-        return self.params[key]
-
-    def declared_keys(self):
-        return self.params.declared_keys()
-
-    def path(self, name):
-        self.read.add(f"--{name}")
-        return self.params.path(name)
-
-
-@pytest.mark.parametrize(
-    ("stage", "module_name", "function"),
-    [(stage, stage, stage) for stage in STAGES]
-    + [
-        ("variant_settings@cnn", "variants", "variant_settings"),
-        ("compare", "compare", "compare"),
-    ],
-)
-def test_each_stage_reads_exactly_what_it_declares(
-    stage, module_name, function, declared, params, monkeypatch
-):
-    """main() must ask for every declared data file and use every declared key: a declared but
-    unread one would rerun the stage for nothing; an undeclared one raises (see above)."""
-    paths = yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["paths"]
-    paths["variant"] = "reports/variants/cnn/settings.json"
-    paths.update(script="stages/page.js", style="stages/page.css")
-    module = importlib.import_module(f"stages.{module_name}")
-    found = declared[stage]
-    asked = {}
-
-    def fake_load(name, rules, files=(), *, together=None, optional=(), argv=None):
-        asked.update(name=name, files=list(files))
-        values = config.check(params, found.params, rules, optional=optional)
-        recorder = Recorder(config.StageParams(name, values, {f: Path(paths[f]) for f in files}))
-        asked["recorder"] = recorder
-        return recorder
-
-    monkeypatch.setattr(config, "load", fake_load)
-    monkeypatch.setenv("DVC_STAGE", stage)
-    calls = []
-    monkeypatch.setattr(module, function, lambda *args, **kwargs: calls.append((args, kwargs)))
-    module.main()
-    assert len(calls) == 1
-    assert asked["name"] == stage
-    data_files = {path for path in found.files if not path.endswith(".py")}
-    assert {paths[name] for name in asked["files"]} == data_files - {"requirements.lock"}
-    recorder = asked["recorder"]
-    assert recorder.read == set(recorder.params.values) | {f"--{n}" for n in asked["files"]}
-    for name in found.params:
-        assert any(key == name or key.startswith(name + ".") for key in recorder.params.values)
-
-
-def stage_modules_imported_by(module: str) -> set[str]:
-    """The stages.* modules that stages/<module>.py imports, directly or through others."""
-    found: set[str] = set()
-    pending = [module]
-    while pending:
-        tree = ast.parse((ROOT / "stages" / f"{pending.pop()}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "stages":
-                names = {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-                names = {node.module.removeprefix("stages.")}
-            else:
-                continue
-            pending.extend(names - found)
-            found |= names
-    return found
-
-
-def test_every_stage_depends_on_the_code_it_runs_and_on_the_run_time_lock_only(declared):
-    """DVC does not follow imports: each stages/*.py a stage imports must be among its deps,
-    and so must the pinned run-time packages, but not the tools' lock."""
-    modules = {"variant_settings": "variants", "variant_train": "train"}
-    modules["variant_evaluate"] = "evaluate"
-    for name, stage in declared.items():
-        module = modules.get(name.split("@")[0], name)
-        code = {f"stages/{m}.py" for m in stage_modules_imported_by(module) | {module}}
-        assert code <= stage.deps, name
-        assert "requirements.lock" in stage.deps, name
-        assert "requirements-dev.lock" not in stage.deps, name
+def test_a_missing_or_broken_settings_file_is_one_line(tmp_path):
+    with pytest.raises(config.ParamsError, match=r"settings.json: file not found; run `dvc repro`"):
+        config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
+    (tmp_path / "settings.json").write_text("{")
+    with pytest.raises(config.ParamsError, match=r"settings.json: not valid JSON$"):
+        config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
 
 
 def test_the_committed_dvc_lock_matches_the_code_and_params():
@@ -369,91 +263,8 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
     for stage in lock["stages"].values():
         for dep in stage["deps"]:
             source = ROOT / dep["path"]
-            if source.suffix in (".py", ".lock"):
+            if source.suffix in (".py", ".lock", ".js", ".css"):
                 digest = hashlib.md5(source.read_bytes()).hexdigest()
                 assert digest == dep["md5"], f"{dep['path']} changed since dvc.lock; run make repro"
         for key, value in config.flatten(stage.get("params", {}).get("params.yaml", {})).items():
             assert flat[key] == value, f"{key} differs from dvc.lock; run make repro"
-
-
-PIPELINE = {
-    "vars": ["extra.yaml"],
-    "stages": {
-        "one": {"cmd": "true", "deps": ["${source}"], "params": ["x"], "outs": ["one.txt"]},
-        "each": {
-            "foreach": "${variants}",
-            "do": {"cmd": "true", "deps": ["one.txt"], "outs": ["out-${key}.txt"]},
-        },
-    },
-}
-
-
-@pytest.fixture
-def pipeline(tmp_path) -> Path:
-    """A small DVC project: a stage whose dep comes from a vars file, and a foreach stage."""
-    # What `dvc init --no-scm` writes, without its second of start-up.
-    (tmp_path / ".dvc/tmp").mkdir(parents=True)
-    (tmp_path / ".dvc/config").write_text("[core]\n    no_scm = True\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"x": 1, "variants": {"a": {}}}))
-    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"source": "in.txt"}))
-    return tmp_path
-
-
-def refuse_to_resolve(*args):
-    raise AssertionError("DVC was asked again")
-
-
-def test_dvc_is_asked_once_while_its_inputs_stay_the_same(pipeline, monkeypatch):
-    first = config.declared("one", pipeline)
-    assert (first.params, first.deps, first.outs) == (("x",), {"in.txt"}, {"one.txt"})
-    monkeypatch.setattr(config, "_resolve", refuse_to_resolve)
-    assert config.declared("one", pipeline) == first
-    assert config.declared("each@a", pipeline).outs == {"out-a.txt"}
-
-
-@pytest.mark.parametrize(
-    ("file", "change", "stage", "expected"),
-    [
-        ("params.yaml", {"x": 1, "variants": {"a": {}, "b": {}}}, "each@b", {"out-b.txt"}),
-        ("extra.yaml", {"source": "other.txt"}, "one", {"other.txt"}),
-        ("dvc.yaml", {**PIPELINE, "vars": [{"source": "third.txt"}]}, "one", {"third.txt"}),
-    ],
-)
-def test_dvc_is_asked_again_when_an_input_of_its_answer_changes(
-    pipeline, file, change, stage, expected
-):
-    config.declared("one", pipeline)
-    (pipeline / file).write_text(yaml.safe_dump(change))
-    found = config.declared(stage, pipeline)
-    assert expected in (found.deps, found.outs)
-
-
-def test_a_variant_taken_out_of_params_is_unknown_at_once(pipeline):
-    config.declared("each@a", pipeline)
-    (pipeline / "params.yaml").write_text(yaml.safe_dump({"x": 1, "variants": {"b": {}}}))
-    with pytest.raises(config.ParamsError, match=r"^dvc.yaml: cannot resolve stage 'each@a'"):
-        config.declared("each@a", pipeline)
-
-
-@pytest.mark.parametrize("kept", ['{"inputs": ', "[]", '{"inputs": {}, "stages": []}'])
-def test_kept_declarations_that_are_unreadable_are_resolved_again(pipeline, kept):
-    (pipeline / config.DECLARATIONS).write_text(kept)
-    assert config.declared("one", pipeline).deps == {"in.txt"}
-    assert "one" in json.loads((pipeline / config.DECLARATIONS).read_text())["stages"]
-
-
-def test_a_kept_stage_that_is_unreadable_is_resolved_again(pipeline):
-    config.declared("one", pipeline)
-    kept = json.loads((pipeline / config.DECLARATIONS).read_text())
-    kept["stages"]["one"] = "in.txt"
-    (pipeline / config.DECLARATIONS).write_text(json.dumps(kept))
-    assert config.declared("one", pipeline).deps == {"in.txt"}
-
-
-def test_declarations_that_cannot_be_kept_are_still_handed_over(pipeline):
-    # A folder where the kept file belongs: it can be neither read nor replaced.
-    (pipeline / config.DECLARATIONS).mkdir()
-    assert config.declared("one", pipeline).deps == {"in.txt"}
-    assert config.declared("each@a", pipeline).outs == {"out-a.txt"}
-    assert not list((pipeline / ".dvc/tmp").glob(".stage-declarations.json.*"))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import copy_build, run, venv_env
+from tests.helpers import ROOT, copy_build, run, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +60,27 @@ def test_two_queued_experiments_run_in_parallel_and_both_show_up(tmp_path, lesso
         assert params["model"]["hidden_units"] == hidden
         accuracy = data["metrics"]["reports/metrics.json"]["data"]["test"]["accuracy"]
         assert 0.5 < accuracy <= 1.0
+
+
+def readme_restore_command() -> str:
+    """The line the README gives for going back to the committed settings and build."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    found = [line.split("#")[0].strip() for line in lines if line.startswith("git checkout ")]
+    assert found, "the README gives no restore command"
+    assert len(set(found)) == 1, found
+    return found[0]
+
+
+def test_the_readmes_restore_after_an_experiment_brings_back_the_committed_build(
+    tmp_path, lesson_build
+):
+    project = copy_build(lesson_build[0], tmp_path / "project")
+    committed = (project / "reports/metrics.json").read_bytes()
+    run(["dvc", "exp", "run", "-n", "epochs2", "-S", "train.epochs=2"], project)
+    assert (project / "reports/metrics.json").read_bytes() != committed
+    assert run(["git", "status", "--porcelain"], project).stdout.strip()
+
+    run(["bash", "-c", readme_restore_command()], project)
+    assert (project / "reports/metrics.json").read_bytes() == committed
+    assert run(["git", "status", "--porcelain"], project).stdout == ""
+    assert json.loads(run(["dvc", "status", "--json"], project).stdout) == {}

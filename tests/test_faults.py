@@ -145,7 +145,7 @@ def test_an_interrupted_training_leaves_nothing_half_written(project, signum):
 def test_the_stage_itself_cleans_up_when_terminated(project):
     set_params(project, train__epochs=500)
     files = ["--train-set", "data/prepared/train", "--model", "models/model.keras"]
-    files += ["--history", "reports/history.csv"]
+    files += ["--history", "reports/history.csv", "--trained-with", "reports/settings.json"]
     train = start([sys.executable, "-m", "stages.train", *files], project)
     wait_for(train, "Epoch 3/500")
     train.send_signal(signal.SIGTERM)

@@ -66,6 +66,7 @@ def built_reports(write_tiny_raw, tmp_path, rng):
         reports / "metrics.json",
         reports / "history.csv",
         reports / "variants",
+        tmp_path / "models" / "variants",
         reports / "comparison",
         names=["cnn"],
     )
@@ -74,11 +75,19 @@ def built_reports(write_tiny_raw, tmp_path, rng):
 
 
 def make_page(built, **settings):
+    """The page of `built`, showing the lesson's settings with `settings` (dotted keys) set."""
     out = built / "reports" / "index.html"
+    trained_with = {"changes": {}, "model": {"hidden_units": [128]}, "train": {"epochs": 5}}
+    for dotted, value in settings.items():
+        section, key = dotted.split(".")
+        trained_with[section][key] = value
+    (built / "reports/settings.json").write_text(json.dumps(trained_with))
     page.page(
         built / "reports/metrics.json",
         built / "reports/confusion.csv",
         built / "reports/per_class.csv",
+        built / "reports/confused_pairs.csv",
+        built / "reports/settings.json",
         built / "reports/figures",
         built / "raw/mnist.npz",
         built / "model.keras",
@@ -88,8 +97,6 @@ def make_page(built, **settings):
         ROOT / "stages/page.js",
         ROOT / "stages/page.css",
         out,
-        settings=settings or {"train.epochs": 5, "model.hidden_units": [128]},
-        confused_pairs=3,
     )
     return out.read_text()
 
@@ -149,14 +156,19 @@ def test_the_page_is_the_same_bytes_when_built_by_another_process(built_reports)
     assert (built_reports / "reports/index.html").read_text() == first
 
 
-def test_the_page_stage_does_not_import_matplotlib():
-    """The page reads render's settings but draws nothing; matplotlib's import would be a
-    third of the stage's time."""
-    code = "import sys, stages.page; print(sorted(m for m in sys.modules if 'matplotlib' in m))"
+def test_the_page_stage_reads_files_only():
+    """The page shows what train and render wrote; it imports neither (nor matplotlib,
+    which would be a third of the stage's time, nor TensorFlow)."""
+    code = (
+        "import sys, stages.page; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'matplotlib', 'tensorflow', 'keras', 'dvc'}), "
+        "sorted(m for m in ('stages.train', 'stages.render', 'stages.model') if m in sys.modules))"
+    )
     run = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert run.stdout.strip() == "[]"
+    assert run.stdout.strip() == "[] []"
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from stages import download
-from tests.helpers import ROOT, copy_build, run, set_params, stages_run
+from tests.helpers import copy_build, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,9 @@ def test_a_forced_rebuild_gives_the_bytes_of_the_first_build(project):
     assert (project / "dvc.lock").read_text() == first
 
 
-def test_adding_a_render_setting_reruns_render_and_page_only(project):
+def test_adding_a_render_setting_reruns_render_only(project):
+    """The page reads render's files, not its settings or code: a setting that changes no
+    figure leaves the page as it is."""
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "repro"], project)
     render_code = project / "stages/render.py"
@@ -111,20 +113,37 @@ def test_adding_a_render_setting_reruns_render_and_page_only(project):
     )
     try:
         set_params(project, render__dpi=100)
-        assert repro(project) == ["render", "page"]
+        assert repro(project) == ["render"]
     finally:
         render_code.write_text(original)
         run(["git", "checkout", "params.yaml"], project)
     assert repro(project) == []
 
 
-def test_a_new_pin_for_a_test_tool_reruns_nothing(project):
+def changed_stages(project) -> set[str]:
+    return set(json.loads(run(["dvc", "status", "--json"], project).stdout))
+
+
+def test_a_new_pin_for_a_test_tool_reruns_nothing_and_one_for_the_stages_reruns_all(project):
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "repro"], project)
-    tools = (ROOT / "requirements-dev.lock").read_text()
+    tools_lock = project / "requirements-dev.lock"
+    tools = tools_lock.read_text()
     assert "\npytest==9.2.0\n" in tools
-    (project / "requirements-dev.lock").write_text(tools.replace("pytest==9.2.0", "pytest==9.2.1"))
+    tools_lock.write_text(tools.replace("pytest==9.2.0", "pytest==9.2.1"))
+    assert run(["git", "status", "--porcelain"], project).stdout == " M requirements-dev.lock\n"
+    assert changed_stages(project) == set()
     assert repro(project) == []
+    run(["git", "checkout", "requirements-dev.lock"], project)
+
+    stages_lock = project / "requirements.lock"
+    pins = stages_lock.read_text()
+    stages_lock.write_text(pins + "# a new pin\n")
+    try:
+        assert changed_stages(project) == set(ALL_STAGES)
+    finally:
+        stages_lock.write_text(pins)
+    assert changed_stages(project) == set()
 
 
 def test_dvc_exp_show_lists_settings_and_no_paths(project):

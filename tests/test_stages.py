@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, cli, evaluate, prepare, render, summary, train
-from stages.model import build_model, keras, make_optimizer
+from stages import artifacts, cli, evaluate, prepare, render, repeatable, summary, train
+from stages.model import build_model, make_optimizer
 from tests.helpers import ROOT, copy_project, random_digits, render_reports
+
+keras = repeatable.import_keras()
 
 TRAIN_SETTINGS = dict(
     architecture=dict(hidden_units=[16]),
@@ -274,7 +276,7 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
 def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path, rng):
     """The train stage runs each op on one thread (TF_NUM_INTRAOP_THREADS=1); this process
     uses TensorFlow's default, every core."""
-    threads = {"TF_NUM_INTRAOP_THREADS": train.THREADS_PER_OP}
+    threads = {"TF_NUM_INTRAOP_THREADS": repeatable.THREADS_PER_OP}
     here, there = trained_here_and_in_a_process(tmp_path, rng, **threads)
     assert here == there
 
@@ -419,19 +421,20 @@ def resolved_command(project, stage: str) -> list[str]:
     return resolved.cmd.split()
 
 
-@pytest.mark.parametrize("stage", ["train", "page"])
+@pytest.mark.parametrize("stage", ["train", "variant_settings@cnn"])
 def test_a_params_mistake_is_reported_before_tensorflow_is_imported(stage, tmp_path):
     project = copy_project(tmp_path / "project")
     params = (project / "params.yaml").read_text().replace("epochs: 5 ", "epochs: 0 ")
     (project / "params.yaml").write_text(params)
+    command = resolved_command(project, stage)
     code = (
-        f"import sys, stages.{stage} as s\n"
-        "try:\n    s.main()\nexcept Exception as error:\n    print(error)\n"
+        f"import sys, {command[2]} as s\n"
+        "try:\n    s.main(sys.argv[1:])\nexcept Exception as error:\n    print(error)\n"
         "print('tensorflow' in sys.modules)"
     )
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-c", code, *resolved_command(project, stage)[3:]],
+        [sys.executable, "-c", code, *command[3:]],
         cwd=project,
         env=env,
         capture_output=True,
@@ -473,9 +476,9 @@ def test_the_gallery_says_why_it_is_empty(rng):
 
 
 def test_the_batches_come_in_a_new_seeded_order_every_epoch():
-    from stages.model import ShuffledBatches
+    from stages.model import shuffled_batches
 
-    batches = ShuffledBatches(np.arange(10) * 10, np.arange(10), batch_size=4, seed=42)
+    batches = shuffled_batches(np.arange(10) * 10, np.arange(10), batch_size=4, seed=42)
     assert len(batches) == 3
 
     def epoch() -> list[list[int]]:

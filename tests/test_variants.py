@@ -55,7 +55,7 @@ def test_the_defaults_are_the_lessons_baseline_assignment_and_what_next():
                 "augmentation": {"rotation": 10, "zoom": 0.1, "shift": 0.1},
             },
         },
-        "cnn": {"model": {"kind": "cnn"}, "train": {"epochs": 3}},
+        "cnn": {"model": {"kind": "cnn", "hidden_units": [128]}, "train": {"epochs": 3}},
     }
 
 
@@ -63,7 +63,7 @@ def test_the_comparison_table_lists_the_lesson_then_each_variant(project):
     table = pd.read_csv(project / "reports/comparison/variants.csv")
     assert list(table["variant"]) == ["lesson", *NAMES]
     assert list(table["changes"][:2]) == ["nothing: the lesson's settings", "model.hidden_units=[]"]
-    assert table["changes"][3] == "model.kind=cnn; train.epochs=3"
+    assert table["changes"][3] == "model.kind=cnn; model.hidden_units=[128]; train.epochs=3"
     # Epochs run: the lesson's one (set by the small project), the variants' own.
     assert list(table["epochs"]) == [1, 1, 10, 3]
     # Weights: 784 x 10 + 10 for logistic regression; the lesson's 784 x 128 + 128 + 1,290.
@@ -98,7 +98,8 @@ def test_the_page_shows_the_variations(project):
 
 def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(project):
     restore(project)
-    variants = dict(DEFAULT_VARIANTS, cnn={"model": {"kind": "cnn"}, "train": {"epochs": 2}})
+    cnn = {"model": {"kind": "cnn", "hidden_units": [128]}, "train": {"epochs": 2}}
+    variants = dict(DEFAULT_VARIANTS, cnn=cnn)
     assert variants != DEFAULT_VARIANTS
     set_variants(project, variants)
     assert repro(project) == variant_stages("cnn") | {"compare", "page"}
@@ -116,6 +117,18 @@ def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project
     )
 
 
+def test_a_new_lesson_width_leaves_the_cnn_as_it_is(project):
+    """The CNN has its own dense head (hidden_units in its variant), so widening the lesson's
+    network retrains the lesson's model and the variants that inherit the width only."""
+    restore(project)
+    set_params(project, model__hidden_units=[64])
+    ran = repro(project)
+    assert {"train", "variant_train@assignment"} & ran == {"train"}
+    assert "variant_train@cnn" not in ran and "variant_settings@cnn" in ran
+    settings = json.loads((project / "reports/variants/cnn/settings.json").read_text())
+    assert settings["model"]["hidden_units"] == [128]
+
+
 def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
     restore(project)
     before = {name: (project / name).read_bytes()
@@ -125,12 +138,19 @@ def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
     table = pd.read_csv(project / "reports/comparison/variants.csv")
     assert list(table["variant"]) == ["lesson", *NAMES, "wide"]
 
+    assert (project / "models/variants/wide/model.keras").is_file()
+
     run(["git", "checkout", "params.yaml"], project)
     reverted = repro(project)
-    # wide's folder stays in the workspace (DVC leaves the outputs of a removed stage), so
-    # compare and the page, which read that folder, run again, without it; nothing is trained.
-    assert reverted <= {"compare", "page"}
+    # DVC leaves the outputs of a stage gone from dvc.yaml where they are; compare, which
+    # runs again since params.yaml's variants changed, deletes wide's folders. The page then
+    # comes back from the run-cache. Nothing is trained.
+    assert "compare" in reverted and reverted <= {"compare", "page"}
+    assert not (project / "reports/variants/wide").exists()
+    assert not (project / "models/variants/wide").exists()
     assert {name: (project / name).read_bytes() for name in before} == before
+    status = run(["dvc", "status", "--json"], project).stdout
+    assert json.loads(status) == {}, status
 
 
 def test_a_bad_override_stops_that_variant_with_one_line(project):
@@ -146,5 +166,20 @@ def test_a_bad_override_stops_that_variant_with_one_line(project):
     set_variants(project, dict(DEFAULT_VARIANTS, cnn={"model": {"kinds": "cnn"}}))
     result = run(["dvc", "repro"], project, check=False)
     assert "error: params.yaml: unknown key variants.cnn.model.kinds; allowed: " in result.stderr
+
+
+def test_a_variation_named_lesson_is_refused_before_anything_trains(project):
+    restore(project)
+    set_variants(project, {"lesson": {"train": {"epochs": 2}}})
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert (
+        "error: params.yaml: variants.lesson is not allowed: the comparison calls the lesson's "
+        "own model so; choose another name\n" in result.stderr
+    )
+    assert not any(
+        stage.startswith(("variant_train", "compare")) for stage in stages_run(result.stdout)
+    )
+    assert "variant_settings@lesson" in stages_run(result.stdout)
     run(["git", "checkout", "params.yaml", "dvc.lock"], project)
     run(["dvc", "checkout"], project)

@@ -1,0 +1,64 @@
+"""Loading Keras so that the same inputs give the same bytes, on any x86-64 CPU.
+
+Everything that decides how TensorFlow computes, and so whether a rebuild repeats, is set
+here and nowhere else: the instruction set oneDNN may use, the threads a training op runs on,
+and the seeds and op determinism of a training. docs/reproducibility.md says what was measured.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def import_keras():
+    """Import Keras (and TensorFlow under it) held to AVX2, without their start-up notices.
+
+    oneDNN, TensorFlow's CPU kernels on x86-64, picks its code by the CPU's instruction set,
+    and its AVX-512 code adds up in another order than its AVX2 code, so an AVX-512 CPU
+    trained other weights. Holding it to AVX2 everywhere makes AVX-512 CPUs give the bytes of
+    every x86-64 CPU with AVX2 (Intel since 2013, AMD since 2015). This overrides the
+    environment on purpose: the same inputs must give the same bytes on any of these CPUs.
+
+    TF_CPP_MIN_LOG_LEVEL quiets TensorFlow's own logging, but absl's "All log messages before
+    absl::InitializeLog()" and oneDNN's notice are written by C++ straight to file descriptor 2
+    while TensorFlow loads, before any setting applies. So the import runs with descriptor 2 on
+    the null device; what goes wrong afterwards shows as usual.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import keras
+            import tensorflow  # noqa: F401  (loads the C++ runtime that prints the notices)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
+
+
+# A training step's ops are small (32 images times a 784 x 128 kernel), and TensorFlow's
+# default of splitting each op across every core cost more than it saved on the machines
+# measured. With op determinism the weights are the same either way. Evaluation keeps the
+# default, since its batches of 1,000 images are faster on all cores.
+THREADS_PER_OP = "1"
+
+
+def one_thread_per_op() -> None:
+    """Run each training op on one thread, unless the environment says otherwise.
+
+    TensorFlow reads the setting once, when it starts, so this is called where a training
+    process starts, before anything imports TensorFlow.
+    """
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", THREADS_PER_OP)
+
+
+def seed_everything(seed: int) -> None:
+    """Make training repeat exactly: the same seed gives the same initial weights, shuffles,
+    augmentations and dropout masks, and op determinism the same sums."""
+    keras = import_keras()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,284 @@
+"""dvc.yaml says what each stage reads; the stage modules say what they read. These tests hold
+the two to each other, since DVC reruns a stage only for what dvc.yaml declares and the
+stages no longer ask DVC anything at run time.
+
+For every stage DVC resolves (each `foreach` instance included):
+- its params are the sections its module's rules read (`config.sections`);
+- the files its cmd passes are exactly its data deps and outs;
+- its code deps are the stages/*.py its module imports, directly or through others, plus
+  requirements.lock (and not the tools' lock).
+
+The same checks run on edited copies of dvc.yaml, which they must refuse.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import config, variants
+from tests.helpers import ROOT, copy_build, run
+
+STAGES = ROOT / "stages"
+# Options in a cmd whose value is not a file.
+NOT_FILES = {"--name"}
+
+
+def imports_of(module: str) -> set[str]:
+    """The stages.* modules that stages/<module>.py imports itself, anywhere in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse((STAGES / f"{module}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {path.stem: imports_of(path.stem) for path in STAGES.glob("*.py")}
+
+
+def reach(graph: dict[str, set[str]], module: str) -> set[str]:
+    """`module` and every module it imports in `graph`, directly or through others."""
+    found, pending = {module}, [module]
+    while pending:
+        for name in graph[pending.pop()] - found:
+            found.add(name)
+            pending.append(name)
+    return found
+
+
+def imported_by(module: str) -> set[str]:
+    return reach(import_graph(), module)
+
+
+def circles(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The pairs of modules that import each other, directly or through others."""
+    return sorted(
+        (module, other)
+        for module in graph
+        for other in reach(graph, module) - {module}
+        if module < other and module in reach(graph, other)
+    )
+
+
+def expected_params(module: str, options: dict[str, str]) -> list[str]:
+    """The params sections the stage's module reads, given its cmd's options."""
+    if module == "variants":
+        return config.sections(variants.rules_for(options["--name"]))
+    if module == "train" and "--settings" in options:
+        return []  # A variation's training reads the file its variant_settings stage wrote.
+    rules = getattr(importlib.import_module(f"stages.{module}"), "SETTINGS", {})
+    return config.sections(rules)
+
+
+def cmd_options(cmd: str) -> tuple[str, dict[str, str]]:
+    """`python -m stages.train --model m.keras ...` -> ("train", {"--model": "m.keras"})."""
+    words = shlex.split(cmd)
+    if words[:2] != ["python", "-m"] or not words[2].startswith("stages."):
+        raise ValueError(f"cmd does not run a stage module: {cmd}")
+    options = dict(zip(words[3::2], words[4::2], strict=True))
+    return words[2].removeprefix("stages."), options
+
+
+def problems(pipeline_root: Path) -> list[str]:
+    """What dvc.yaml in `pipeline_root`, as DVC resolves it, gets wrong about the modules."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    found = []
+    with Repo(str(pipeline_root)) as repo:
+        stages = list(repo.index.stages)
+    for stage in stages:
+        module, options = cmd_options(stage.cmd)
+        params = [
+            key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params
+        ]
+        deps = {dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)}
+        outs = {out.def_path for out in stage.outs}
+        code = {dep for dep in deps if dep.startswith("stages/") and dep.endswith(".py")}
+        data = deps - code - {"requirements.lock", "requirements-dev.lock"}
+        files = {value for option, value in options.items() if option not in NOT_FILES}
+
+        wanted = expected_params(module, options)
+        if sorted(params) != sorted(wanted):
+            found.append(f"{stage.name}: params {params}, but stages/{module}.py reads {wanted}")
+        if files - data - outs:
+            found.append(
+                f"{stage.name}: cmd passes {sorted(files - data - outs)}, not deps or outs"
+            )
+        if (data | outs) - files:
+            found.append(
+                f"{stage.name}: deps or outs {sorted((data | outs) - files)} not in its cmd"
+            )
+        modules = {f"stages/{name}.py" for name in imported_by(module)}
+        if code != modules:
+            found.append(
+                f"{stage.name}: code deps lack {sorted(modules - code)}, "
+                f"have extra {sorted(code - modules)}"
+            )
+        if "requirements.lock" not in deps or "requirements-dev.lock" in deps:
+            found.append(f"{stage.name}: must depend on requirements.lock and not the dev lock")
+    return found
+
+
+def test_dvc_yaml_declares_what_every_stage_module_reads_and_imports():
+    assert problems(ROOT) == []
+
+
+def test_every_stage_and_variation_is_checked():
+    """The check above sees every stage, the foreach instances included."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        names = {stage.name for stage in repo.index.stages}
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
+    assert shipped  # So that the foreach stages below are really there to check.
+    for name in shipped:
+        assert {f"variant_{step}@{name}" for step in ("settings", "train", "evaluate")} <= names
+    assert {"download", "prepare", "train", "evaluate", "render", "compare", "page"} <= names
+
+
+def pipeline_copy(folder: Path, edit) -> Path:
+    """dvc.yaml and params.yaml in a DVC project of their own, dvc.yaml edited by `edit`."""
+    # What `dvc init --no-scm` writes, without its second of start-up.
+    (folder / ".dvc/tmp").mkdir(parents=True)
+    (folder / ".dvc/config").write_text("[core]\n    no_scm = True\n")
+    (folder / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    edit(pipeline["stages"])
+    (folder / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    return folder
+
+
+def remove(items: list, item) -> None:
+    items.remove(item)
+
+
+# Each edit makes dvc.yaml disagree with the code in one way; the line it must produce.
+MUTATIONS = {
+    "a code dep left out": (
+        lambda s: remove(s["train"]["deps"], "stages/model.py"),
+        "train: code deps lack ['stages/model.py']",
+    ),
+    "a code dep the module does not import": (
+        lambda s: s["evaluate"]["deps"].append("stages/render.py"),
+        "evaluate: code deps lack [], have extra ['stages/render.py']",
+    ),
+    "a foreach stage's code dep left out": (
+        lambda s: remove(s["variant_settings"]["do"]["deps"], "stages/train.py"),
+        "variant_settings@cnn: code deps lack ['stages/train.py']",
+    ),
+    "a params section the module does not read": (
+        lambda s: s["page"].setdefault("params", []).append("render.confused_pairs"),
+        "page: params ['render.confused_pairs'], but stages/page.py reads []",
+    ),
+    "a params section the module reads, left out": (
+        lambda s: remove(s["train"]["params"], "model"),
+        "train: params ['train'], but stages/train.py reads ['model', 'train']",
+    ),
+    "a file the cmd passes that is not declared": (
+        lambda s: s["train"].update(cmd=s["train"]["cmd"].replace("${paths.history}", "h.csv")),
+        "train: cmd passes ['h.csv'], not deps or outs",
+    ),
+    "a declared file the cmd does not pass": (
+        lambda s: s["render"]["deps"].append("data/raw/mnist.npz"),
+        "render: deps or outs ['data/raw/mnist.npz'] not in its cmd",
+    ),
+    "the run-time lock left out": (
+        lambda s: remove(s["download"]["deps"], "requirements.lock"),
+        "download: must depend on requirements.lock",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_an_edited_dvc_yaml_that_disagrees_with_the_code_is_refused(mutation, tmp_path):
+    edit, expected = MUTATIONS[mutation]
+    found = problems(pipeline_copy(tmp_path, edit))
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_the_unedited_copy_passes(tmp_path):
+    """The mutation tests' copy itself is sound, so their failures come from their edits."""
+    assert problems(pipeline_copy(tmp_path, lambda stages: None)) == []
+
+
+def test_no_two_stage_modules_import_each_other_even_through_others():
+    graph = import_graph()
+    assert {"train", "model", "page", "config"} <= set(graph)
+    assert circles(graph) == []
+
+
+def test_the_circle_check_finds_circles_direct_and_through_others():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        ("a", "b"), ("a", "c"), ("b", "c")
+    ]  # fmt: skip
+    assert circles({"model": {"train"}, "train": {"model"}}) == [("model", "train")]
+
+
+def test_no_stage_module_imports_dvc():
+    """Only digit-predict, a command and not a stage, asks DVC where the model is."""
+    for path in STAGES.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[0])
+        assert ("dvc" in names) == (path.stem == "predict"), path.name
+
+
+# Runs every stage of a build in one process, as dvc.yaml's cmd calls it, and prints which
+# DVC modules were loaded after each.
+EVERY_MAIN = """
+import importlib, json, shlex, sys
+loaded = {}
+for name, cmd in json.loads(sys.argv[1]):
+    words = shlex.split(cmd)
+    importlib.import_module(words[2]).main(words[3:])
+    loaded[name] = sorted(m for m in sys.modules if m == "dvc" or m.startswith("dvc."))
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.slow
+def test_each_stages_main_leaves_dvc_unloaded(lesson_build, tmp_path):
+    project = copy_build(lesson_build[0], tmp_path / "project")
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    commands = [(name, entry["cmd"]) for name, entry in lock.items()]
+    commands.append(
+        ("variant_settings@x", f"python -m stages.variants --name x --variant {tmp_path}/x.json")
+    )
+    assert len(commands) >= 8
+    result = run([sys.executable, "-c", EVERY_MAIN, json.dumps(commands)], project)
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    assert set(loaded) == {name for name, _ in commands}
+    assert loaded == {name: [] for name in loaded}
+
+
+def test_a_params_mistake_in_a_variation_is_named_before_training(tmp_path):
+    """The name `lesson` is refused by variant_settings, in one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.variants", "--name", "lesson", "--variant", "x.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: params.yaml: variants.lesson is not allowed: the comparison calls the lesson's "
+        "own model so; choose another name\n"
+    )
+    assert not (ROOT / "x.json").exists()
