@@ -15,7 +15,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv repro test lint format bench platforms lock clean-venv
+.PHONY: help venv browser repro test lint format bench platforms pythons lock clean-venv
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -41,13 +41,52 @@ venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other ta
 
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/dvc repro
+	@echo "The course page: $(CURDIR)/reports/index.html (open it in a browser; nothing else is needed)"
+
+# Chromium for the browser tests (the course page in tests/test_page.py and test_try_it.py, and
+# `make bench`). Playwright's own build comes first, as Playwright intends; where its download
+# server cannot be reached, the system's `chromium` is used, installed with apt-get if it is
+# missing and apt-get is there (on Debian). The tests only look for one (tests/helpers.py) and
+# never install anything. The one found is noted in .venv/browser: the next run only checks that
+# the file is still there (a new .venv, as after a change of the locks, looks again).
+BROWSER_STAMP := $(VENV)/browser
+PLAYWRIGHT_LOG := $(VENV)/playwright-install.log
+APT_LOG := $(VENV)/apt-chromium.log
+# Where Playwright keeps its Chromium (the same question tests/helpers.py asks).
+PLAYWRIGHT_CHROMIUM := from playwright.sync_api import sync_playwright; \
+	p = sync_playwright().start(); print(p.chromium.executable_path); p.stop()
+# A download that hangs rather than fails must not hold `make test` for long.
+PLAYWRIGHT_TIMEOUT := 120
+
+browser: $(BIN)/activate ## Get Chromium for the browser tests: Playwright's, else the system's.
+	@if [ -x "$$(cat $(BROWSER_STAMP) 2>/dev/null)" ]; then exit 0; fi; \
+	limit=$$(command -v timeout >/dev/null && echo "timeout $(PLAYWRIGHT_TIMEOUT)"); \
+	echo "Getting Playwright's Chromium for the browser tests: playwright install chromium (log: $(PLAYWRIGHT_LOG))"; \
+	if $$limit $(BIN)/playwright install chromium >$(PLAYWRIGHT_LOG) 2>&1; then \
+		found=$$($(BIN)/python -c '$(PLAYWRIGHT_CHROMIUM)'); \
+		"$$found" --version >/dev/null 2>&1 || { echo "error: Playwright's Chromium ($$found) does not start (system libraries missing?); '$(BIN)/playwright install-deps chromium' installs them" >&2; exit 1; }; \
+	else \
+		echo "playwright install chromium failed (download server unreachable?); using the system's chromium instead"; \
+		why="no chromium on PATH and no apt-get to install Debian's"; \
+		if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's chromium with apt-get, since no chromium is on PATH (log: $(APT_LOG))"; \
+			why="apt-get install chromium failed (see $(APT_LOG))"; \
+			{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >$(APT_LOG) 2>&1; \
+		fi; \
+		found=$$(command -v chromium); \
+		if [ -n "$$found" ] && ! "$$found" --version >/dev/null 2>&1; then why="$$found does not start"; found=; fi; \
+		[ -n "$$found" ] || { echo "error: no Chromium for the browser tests: playwright install chromium failed (see $(PLAYWRIGHT_LOG)), and $$why" >&2; exit 1; }; \
+	fi; \
+	echo "$$found" >$(BROWSER_STAMP); \
+	echo "Chromium for the browser tests: $$found"
 
 # One worker per core (pytest-xdist), each taking a whole test file at a time, since a file's
 # tests change one copied build in turn. On 2 cores here: two workers 433 s against one 674 s
 # (before compiled modules were kept); then two workers 286 s against three 312 s. The files
 # go out in the order tests/conftest.py gives them, the longest first, not xdist's own (the
 # files with the most tests first), so that the short files even out the workers at the end.
-test: $(BIN)/activate ## Run the test suite (includes a full build on real MNIST).
+test: $(BIN)/activate browser ## Run the test suite (includes a full build on real MNIST).
 	$(BIN)/python -m pytest --numprocesses auto --dist loadfile --no-loadscope-reorder
 
 lint: $(BIN)/activate ## Check formatting and lint with ruff.
@@ -58,11 +97,15 @@ format: $(BIN)/activate ## Reformat the code with ruff.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(BIN)/activate ## Time the lesson's script against the pipeline.
+bench: $(BIN)/activate browser ## Time the lesson's script against the pipeline.
 	$(BIN)/python -m bench.run
 
 platforms: $(BIN)/activate ## Check that the locks install on every platform and Python listed in the README.
 	$(BIN)/python -m tools.platforms
+
+# `make pythons ARGS=--list` only lists the interpreters found; `ARGS="--only 3.12"` runs one.
+pythons: ## Run make repro and make test in a clone of HEAD with each of Python 3.11, 3.12, 3.13.
+	python3 tools/pythons.py $(ARGS)
 
 lock: $(BIN)/activate ## Recompile both locks from requirements*.in, for every platform at once.
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 requirements.in -o requirements.lock

@@ -172,19 +172,24 @@ BROWSER_ARGS = [
 
 
 def chromium() -> str:
-    """Debian's chromium, installed here if this machine does not have it yet."""
+    """The Chromium that `make browser` got: Playwright's own if it is installed, else the
+    system's `chromium`. Nothing is installed here: a test that installed software would pass
+    on a machine where `make test` could not have set it up."""
+    # Playwright is asked in a process of its own, since the tests call this inside their own
+    # sync_playwright(), and Playwright's sync API refuses to start inside another.
+    ask = (
+        "from playwright.sync_api import sync_playwright\n"
+        "with sync_playwright() as playwright:\n"
+        "    print(playwright.chromium.executable_path)"
+    )
+    asked = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True)
+    playwrights = asked.stdout.strip() if asked.returncode == 0 else ""
+    if playwrights and Path(playwrights).is_file():
+        return playwrights
     found = shutil.which("chromium")
-    if found is None:
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "chromium"],
-        ):
-            subprocess.run(
-                command,
-                check=True,
-                capture_output=True,
-                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            )
-        found = shutil.which("chromium")
-    assert found, "chromium could not be installed with apt-get"
+    where = playwrights or "Playwright did not say where"
+    assert found, (
+        f"no Chromium: Playwright's is not installed ({where}) and no `chromium` is on PATH; "
+        "run `make browser`"
+    )
     return found

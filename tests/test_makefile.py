@@ -1,0 +1,58 @@
+"""The Makefile's own steps, checked without running them: `make test` gets its browser first,
+and `make pythons` refuses at once when an interpreter it needs is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+# A parent `make` (as `make test` is) passes its options on; these runs start afresh.
+FRESH = {"MAKEFLAGS": "", "MAKELEVEL": "", "MFLAGS": ""}
+
+
+def test_make_test_gets_the_browser_before_it_runs_pytest():
+    dry_run = subprocess.run(
+        ["make", "-n", "test"],
+        cwd=ROOT,
+        env=os.environ | FRESH,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "playwright install chromium" in dry_run and "-m pytest" in dry_run
+    assert dry_run.index("playwright install chromium") < dry_run.index("-m pytest")
+
+
+@pytest.mark.parametrize("where", ["PATH", "pyenv"])
+def test_make_pythons_refuses_in_one_line_before_cloning_when_a_python_is_missing(tmp_path, where):
+    """Only this interpreter's version is there (on PATH or as a pyenv build): the other two
+    are named in one line, and no clone is made."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    others = [v for v in ("3.11", "3.12", "3.13") if v != here]
+    path, pyenv = tmp_path / "bin", tmp_path / "pyenv"
+    bin_folder = path if where == "PATH" else pyenv / "versions" / f"{here}.99" / "bin"
+    bin_folder.mkdir(parents=True)
+    path.mkdir(exist_ok=True)
+    wrapper = bin_folder / f"python{here}"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    workdir = tmp_path / "runs"
+
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "tools/pythons.py"), "--workdir", str(workdir)],
+        env={"PATH": str(path), "HOME": str(tmp_path), "PYENV_ROOT": str(pyenv)},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: Python {others[0]} and {others[1]} not found (looked in PATH and pyenv); "
+        "make pythons needs 3.11, 3.12 and 3.13\n"
+    )
+    assert f"Python {here}: " in refused.stdout and f"from {where})" in refused.stdout
+    assert not workdir.exists()
