@@ -131,7 +131,8 @@ def test_a_new_pin_for_a_test_tool_reruns_nothing_and_one_for_the_stages_reruns_
     tools = tools_lock.read_text()
     assert "\npytest==9.2.0\n" in tools
     tools_lock.write_text(tools.replace("pytest==9.2.0", "pytest==9.2.1"))
-    assert run(["git", "status", "--porcelain"], project).stdout == " M requirements-dev.lock\n"
+    locks = ["git", "status", "--porcelain", "--", "requirements.lock", "requirements-dev.lock"]
+    assert run(locks, project).stdout == " M requirements-dev.lock\n"
     assert changed_stages(project) == set()
     assert repro(project) == []
     run(["git", "checkout", "requirements-dev.lock"], project)

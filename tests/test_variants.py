@@ -63,7 +63,7 @@ def test_the_comparison_table_lists_the_lesson_then_each_variant(project):
     table = pd.read_csv(project / "reports/comparison/variants.csv")
     assert list(table["variant"]) == ["lesson", *NAMES]
     assert list(table["changes"][:2]) == ["nothing: the lesson's settings", "model.hidden_units=[]"]
-    assert table["changes"][3] == "model.kind=cnn; model.hidden_units=[128]; train.epochs=3"
+    assert table["changes"][3] == "model.hidden_units=[128]; model.kind=cnn; train.epochs=3"
     # Epochs run: the lesson's one (set by the small project), the variants' own.
     assert list(table["epochs"]) == [1, 1, 10, 3]
     # Weights: 784 x 10 + 10 for logistic regression; the lesson's 784 x 128 + 128 + 1,290.
