@@ -227,3 +227,15 @@ def read_params(
     if problem:
         raise ParamsError(f"{file}: {problem}")
     return values
+
+
+def read_sections(names: Sequence[str], file: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Whole sections of params.yaml, as they are, for a stage that quotes settings that
+    other stages own and check (those stages run first)."""
+    tree = read_yaml(Path(file))
+    if not isinstance(tree, Mapping):
+        raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
+    missing = [name for name in names if not isinstance(tree.get(name), Mapping)]
+    if missing:
+        raise ParamsError(f"{file}: {', '.join(missing)} is missing or not a section")
+    return {name: tree[name] for name in names}

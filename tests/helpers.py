@@ -24,10 +24,17 @@ PROJECT_FILES = [
     "requirements.lock",
     "requirements-dev.lock",
     "stages",
+    "course",
     "reports/variants/README.md",
     "models/variants/README.md",
     ".dvc/plots/variants.json",
 ]
+
+
+# The stages of a build without variations, in the order `dvc repro` runs them, and those of
+# them that follow the models: the comparison and the course built from the build's values.
+LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", "compare", "values", "page"]
+COURSE_STAGES = ["compare", "values", "page"]
 
 
 def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import yaml
 from stages import compare, config, download, prepare, render, train, variants
 from tests.helpers import ROOT
 
-STAGES = ["download", "prepare", "train", "evaluate", "render", "page"]
+STAGES = ["download", "prepare", "train", "evaluate", "render", "values", "page"]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
 # The rules of every stage module, by the section they check.
 RULES = {

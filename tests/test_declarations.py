@@ -79,8 +79,11 @@ def expected_params(module: str, options: dict[str, str]) -> list[str]:
         return config.sections(variants.rules_for(options["--name"]))
     if module == "train" and "--settings" in options:
         return []  # A variation's training reads the file its variant_settings stage wrote.
-    rules = getattr(importlib.import_module(f"stages.{module}"), "SETTINGS", {})
-    return config.sections(rules)
+    stage = importlib.import_module(f"stages.{module}")
+    # QUOTED_SECTIONS: sections a module reads whole, without checking (the values stage).
+    return config.sections(getattr(stage, "SETTINGS", {})) + list(
+        getattr(stage, "QUOTED_SECTIONS", ())
+    )
 
 
 def cmd_options(cmd: str) -> tuple[str, dict[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stages import download
-from tests.helpers import copy_project, run, set_params, set_variants, stages_run
+from tests.helpers import LESSON_STAGES, copy_project, run, set_params, set_variants, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +29,7 @@ def lesson(tmp_path_factory):
 
 def test_every_stage_runs_and_the_data_is_the_canonical_mnist(lesson):
     project, output = lesson
-    assert stages_run(output) == [
-        "download", "prepare", "train", "evaluate", "render", "compare", "page"
-    ]  # fmt: skip
+    assert stages_run(output) == LESSON_STAGES
     assert "verified MNIST from mirror" in output
     assert "Epoch 5/5" in output
     with np.load(project / "data/raw/mnist.npz") as raw:

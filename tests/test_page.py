@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from stages import compare, evaluate, page, prepare
+from stages import compare, evaluate, page, prepare, values
 from tests.helpers import BROWSER_ARGS, ROOT, chromium, render_reports
 
 
@@ -47,7 +48,10 @@ def built_reports(write_tiny_raw, tmp_path, rng):
     render_reports(test_set, reports, misclassified=5)
     cnn = reports / "variants" / "cnn"
     cnn.mkdir(parents=True)
-    (cnn / "settings.json").write_text(json.dumps({"changes": {"model.kind": "cnn"}}))
+    cnn_settings = {"model": {"kind": "cnn", "hidden_units": [128]}, "train": {"epochs": 1}}
+    (cnn / "settings.json").write_text(
+        json.dumps({"changes": {"model.kind": "cnn"}, **cnn_settings})
+    )
     (cnn / "metrics.json").write_text(
         json.dumps(
             {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "images": 30, "weights": 99}}
@@ -74,26 +78,41 @@ def built_reports(write_tiny_raw, tmp_path, rng):
     return tmp_path
 
 
-def make_page(built, **settings):
-    """The page of `built`, showing the lesson's settings with `settings` (dotted keys) set."""
-    out = built / "reports" / "index.html"
-    trained_with = {"changes": {}, "model": {"hidden_units": [128]}, "train": {"epochs": 5}}
+def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
+    """The page of `built` for `lesson`, showing the lesson's settings with `settings` (dotted
+    keys) set, through the values stage as the pipeline runs it."""
+    reports = built / "reports"
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    trained_with = {"changes": {}, "model": shipped["model"], "train": shipped["train"]}
     for dotted, value in settings.items():
         section, key = dotted.split(".")
         trained_with[section][key] = value
-    (built / "reports/settings.json").write_text(json.dumps(trained_with))
-    page.page(
-        built / "reports/metrics.json",
-        built / "reports/confusion.csv",
-        built / "reports/per_class.csv",
-        built / "reports/confused_pairs.csv",
-        built / "reports/settings.json",
-        built / "reports/figures",
+    (reports / "settings.json").write_text(json.dumps(trained_with))
+    values.values(
+        reports / "metrics.json",
+        reports / "settings.json",
+        reports / "history.csv",
+        reports / "predictions.csv",
+        reports / "confusion.csv",
+        reports / "per_class.csv",
+        reports / "confused_pairs.csv",
+        reports / "figures",
+        reports / "comparison",
+        reports / "variants",
         built / "raw/mnist.npz",
         built / "model.keras",
-        built / "reports/comparison",
-        built / "reports/network.json",
-        built / "reports/variants",
+        reports / "values.json",
+        params={"prepare": {"train_size": 60, "test_size": 30}, "render": shipped["render"]},
+    )
+    out = reports / "index.html"
+    page.page(
+        lesson,
+        reports / "values.json",
+        ROOT / "stages/templates/page.html.j2",
+        reports / "figures",
+        reports / "comparison",
+        reports / "network.json",
+        reports / "variants",
         ROOT / "stages/page.js",
         ROOT / "stages/page.css",
         out,
@@ -104,11 +123,12 @@ def make_page(built, **settings):
 def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(built_reports):
     text = make_page(built_reports)
     assert "Test accuracy <strong>80.00%</strong>" in text
-    assert "<td>train.epochs</td>" in text and "<td>[128]</td>" in text
+    assert "<td>train.epochs</td><td>5</td>" in text
+    assert "<td>model.hidden_units</td><td>[128]</td>" in text
     # The most-confused pairs: each of these mistakes happened once, listed by true digit.
     pairs = re.findall(r"<td>(\d -&gt; \d)</td>", text)
     assert pairs == ["0 -&gt; 1", "1 -&gt; 2", "4 -&gt; 5"]
-    assert page.md5(built_reports / "model.keras") in text
+    assert values.md5(built_reports / "model.keras") in text
     assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', text) == []
     # Two scripts, both inline: the networks' weights and page.js.
     assert re.findall(r"<script[^>]*>", text) == [
@@ -125,13 +145,13 @@ def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(b
 
 def test_the_variations_are_compared_with_the_lesson(built_reports):
     text = make_page(built_reports)
-    section = text[text.index("<h2>Variations</h2>") : text.index("<h2>Settings")]
-    rows = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td>([^<]*)</td>\s*<td>([\d.]+%)</td>", section)
+    section = text[text.index('<section class="built-in" id="variations"') :]
+    section = section[: section.index("</section>")]
+    rows = re.findall(r"<tr><td>(\w+)</td><td>([^<]*)</td><td>([\d.]+%)</td>", section)
     assert rows == [
-        ("lesson", "nothing: the lesson's settings", "80.00%"),
+        ("lesson", "nothing: the lesson&#39;s settings", "80.00%"),
         ("cnn", "model.kind=cnn", "90.00%"),
     ]
-    assert section.count("<img ") == 1
 
 
 def test_setting_values_are_escaped(built_reports):

@@ -13,12 +13,19 @@ import pytest
 from PIL import Image
 
 from stages import download
-from tests.helpers import copy_build, run, set_params, stages_run
+from tests.helpers import (
+    COURSE_STAGES,
+    LESSON_STAGES,
+    copy_build,
+    run,
+    set_params,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["download", "prepare", "train", "evaluate", "render", "compare", "page"]
-MODEL_STAGES = ["train", "evaluate", "render", "compare", "page"]
+ALL_STAGES = LESSON_STAGES
+MODEL_STAGES = ["train", "evaluate", "render", *COURSE_STAGES]
 
 
 def repro(project, *args):
@@ -54,10 +61,10 @@ def test_what_reruns_when_a_setting_changes(project):
     assert repro(project) == MODEL_STAGES
 
     set_params(project, render__grid_size=3)
-    assert repro(project) == ["render", "page"]
+    assert repro(project) == ["render", "values", "page"]
 
     set_params(project, prepare__test_size=400)  # new test images: no retraining
-    assert repro(project) == ["prepare", "evaluate", "render", "compare", "page"]
+    assert repro(project) == ["prepare", "evaluate", "render", *COURSE_STAGES]
     assert repro(project) == []
     assert "up to date" in run(["dvc", "status"], project).stdout
 
@@ -98,9 +105,9 @@ def test_a_forced_rebuild_gives_the_bytes_of_the_first_build(project):
     assert (project / "dvc.lock").read_text() == first
 
 
-def test_adding_a_render_setting_reruns_render_only(project):
-    """The page reads render's files, not its settings or code: a setting that changes no
-    figure leaves the page as it is."""
+def test_adding_a_render_setting_reruns_render_and_the_values_that_quote_it(project):
+    """The page reads render's files, not its code; the values stage quotes the render
+    section, so the values and the page follow."""
     run(["git", "checkout", "params.yaml"], project)
     run(["dvc", "repro"], project)
     render_code = project / "stages/render.py"
@@ -113,7 +120,7 @@ def test_adding_a_render_setting_reruns_render_only(project):
     )
     try:
         set_params(project, render__dpi=100)
-        assert repro(project) == ["render"]
+        assert repro(project) == ["render", "values", "page"]
     finally:
         render_code.write_text(original)
         run(["git", "checkout", "params.yaml"], project)

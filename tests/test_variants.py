@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DEFAULT_VARIANTS
-from tests.helpers import copy_build, run, set_params, set_variants, stages_run
+from tests.helpers import COURSE_STAGES, copy_build, run, set_params, set_variants, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def restore(project) -> None:
 def project(tmp_path_factory, variants_build):
     project, built = variants_build
     lesson = ["download", "prepare", "train", "evaluate", "render"]
-    assert set(built) == {*lesson, *variant_stages(*NAMES), "compare", "page"}
+    assert set(built) == {*lesson, *variant_stages(*NAMES), *COURSE_STAGES}
     assert built.index("compare") > max(built.index(s) for s in variant_stages(*NAMES))
     return copy_build(project, tmp_path_factory.mktemp("variants") / "project")
 
@@ -90,10 +90,10 @@ def test_dvc_metrics_and_plots_read_each_variant(project):
 
 def test_the_page_shows_the_variations(project):
     page = (project / "reports/index.html").read_text()
-    section = page[page.index("<h2>Variations</h2>") : page.index("<h2>Settings")]
+    section = page[page.index('<section class="built-in" id="variations"') :]
+    section = section[: section.index("</section>")]
     for name in ["lesson", *NAMES]:
-        assert f"<td>{name}</td>" in section
-    assert section.count("<img ") == 1
+        assert f"<tr><td>{name}</td>" in section
 
 
 def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(project):
@@ -102,7 +102,7 @@ def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(p
     variants = dict(DEFAULT_VARIANTS, cnn=cnn)
     assert variants != DEFAULT_VARIANTS
     set_variants(project, variants)
-    assert repro(project) == variant_stages("cnn") | {"compare", "page"}
+    assert repro(project) == variant_stages("cnn") | {"compare", "values", "page"}
 
 
 def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project):
@@ -111,7 +111,7 @@ def test_a_lesson_setting_reruns_every_variant_that_does_not_set_its_own(project
     ran = repro(project)
     # Every variant's settings are resolved again, but only logistic's change: the assignment
     # and the CNN set their own epochs, so they are not trained again.
-    assert ran == {"train", "evaluate", "render", "compare", "page"} | (
+    assert ran == {"train", "evaluate", "render", "compare", "values", "page"} | (
         variant_stages(*NAMES) - variant_stages("assignment", "cnn")
         | {"variant_settings@assignment", "variant_settings@cnn"}
     )
@@ -134,7 +134,7 @@ def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
     before = {name: (project / name).read_bytes()
               for name in ("reports/comparison/variants.csv", "reports/index.html")}  # fmt: skip
     set_variants(project, {**DEFAULT_VARIANTS, "wide": {"model": {"hidden_units": [256]}}})
-    assert repro(project) == variant_stages("wide") | {"compare", "page"}
+    assert repro(project) == variant_stages("wide") | {"compare", "values", "page"}
     table = pd.read_csv(project / "reports/comparison/variants.csv")
     assert list(table["variant"]) == ["lesson", *NAMES, "wide"]
 
@@ -145,7 +145,7 @@ def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
     # DVC leaves the outputs of a stage gone from dvc.yaml where they are; compare, which
     # runs again since params.yaml's variants changed, deletes wide's folders. The page then
     # comes back from the run-cache. Nothing is trained.
-    assert "compare" in reverted and reverted <= {"compare", "page"}
+    assert "compare" in reverted and reverted <= set(COURSE_STAGES)
     assert not (project / "reports/variants/wide").exists()
     assert not (project / "models/variants/wide").exists()
     assert {name: (project / name).read_bytes() for name in before} == before

@@ -1,0 +1,253 @@
+"""Values: everything a lesson may quote from this build, gathered into one file.
+
+The lesson, the quiz and the answer key quote the build through the names in this file
+(`{{ metrics.test.accuracy | percent }}`), and through nothing else, so that a number in the
+course material is always this build's. docs/values.md lists every name.
+
+Reads:  --metrics, --settings (what the lesson's model trained with), --history,
+        --predictions (the first test image), --confusion, --per-class, --confused-pairs,
+        --figures (their names), --comparison (the variations' scores), --variant-reports
+        (each variation's settings), --raw and --model (their digests); params `prepare` and
+        `render`, the sections a lesson may quote, which their own stages check.
+Writes: --values, one JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages import artifacts, cli, config
+
+# The params sections a lesson may quote. Their own stages (prepare, render) check them and
+# run before this one, so they are read here as they are.
+QUOTED_SECTIONS = ("prepare", "render")
+
+# The packages whose versions decide what a build produces. TensorFlow is the distribution
+# tensorflow-cpu on Linux x86-64 and Windows, tensorflow elsewhere (see requirements.in).
+PACKAGES = {
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "pandas": ("pandas",),
+    "matplotlib": ("matplotlib",),
+    "dvc": ("dvc",),
+}
+
+
+def md5(path: Path) -> str:
+    """The digest DVC records for a file in dvc.lock."""
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package, distributions in PACKAGES.items():
+        found[package] = "not installed"
+        for distribution in distributions:
+            try:
+                found[package] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def confusion_values(matrix: np.ndarray, per_class: pd.DataFrame, pairs: pd.DataFrame) -> dict:
+    """The mistakes a lesson talks about: the pairs most often confused, the digit most often
+    read as another (the confusion matrix's row with the largest sum off the diagonal; every
+    tied digit in `digits`), and the digits the model reads best and worst (by recall)."""
+    wrong_by_digit = matrix.sum(axis=1) - np.diag(matrix)
+    most = int(wrong_by_digit.max())
+    tied = [int(digit) for digit in np.flatnonzero(wrong_by_digit == most)]
+    recall = per_class.set_index("digit")["recall"]
+    pair_list = [
+        {"true": int(row.true), "predicted": int(row.predicted), "count": int(row.count)}
+        for row in pairs.itertuples()
+    ]
+    return {
+        "pairs": pair_list,
+        "top_pair": pair_list[0] if pair_list else {"true": None, "predicted": None, "count": 0},
+        "most_confused_digit": {"digit": tied[0], "digits": tied, "count": most},
+        "easiest_digit": {"digit": int(recall.idxmax()), "recall": float(recall.max())},
+        "hardest_digit": {"digit": int(recall.idxmin()), "recall": float(recall.min())},
+        "per_digit": [
+            {
+                "digit": int(row.digit),
+                "images": int(row.support),
+                "right": int(matrix[int(row.digit), int(row.digit)]),
+                "recall": float(row.recall),
+                "precision": float(row.precision),
+                "f1": float(row.f1),
+            }
+            for row in per_class.itertuples()
+        ],
+    }
+
+
+def model_values(row: Any, settings: dict) -> dict:
+    """One row of compare's table, with the settings the model trained with."""
+    return {
+        "changes": row.changes,
+        "accuracy": float(row.test_accuracy),
+        "loss": float(row.test_loss),
+        "macro_f1": float(row.macro_f1),
+        "weights": int(row.weights),
+        "epochs": int(row.epochs),
+        "settings": {key: settings[key] for key in ("model", "train")},
+    }
+
+
+def gather(
+    *,
+    metrics: dict,
+    settings: dict,
+    history: pd.DataFrame,
+    predictions: pd.DataFrame,
+    matrix: np.ndarray,
+    per_class: pd.DataFrame,
+    pairs: pd.DataFrame,
+    figures: list[str],
+    comparison: pd.DataFrame,
+    variant_settings: dict[str, dict],
+    params: dict[str, Any],
+    files: dict[str, dict[str, str]],
+    package_versions: dict[str, str],
+) -> dict[str, Any]:
+    test = dict(metrics["test"])
+    test["right"] = int(np.trace(matrix))
+    test["wrong"] = int(matrix.sum()) - test["right"]
+    lesson = comparison.iloc[0]
+    models = {
+        row.variant: model_values(row, settings if index == 0 else variant_settings[row.variant])
+        for index, row in enumerate(comparison.itertuples())
+    }
+    best = max(models.values(), key=lambda model: model["accuracy"])["accuracy"]
+    first = predictions.iloc[0]
+    return {
+        "metrics": {"test": test},
+        "settings": {key: settings[key] for key in ("model", "train")},
+        "params": params,
+        "history": {
+            "epochs": len(history),
+            "first": {
+                "accuracy": float(history["accuracy"].iloc[0]),
+                "loss": float(history["loss"].iloc[0]),
+            },
+            "last": {
+                "accuracy": float(history["accuracy"].iloc[-1]),
+                "loss": float(history["loss"].iloc[-1]),
+            },
+        },  # fmt: skip
+        "first": {
+            "true": int(first["true"]),
+            "predicted": int(first["predicted"]),
+            "confidence": float(first["confidence"]),
+        },
+        "confusion": confusion_values(matrix, per_class, pairs),
+        "lesson": models[lesson.variant],
+        "variants": {name: model for name, model in models.items() if name != lesson.variant},
+        "models": list(models),
+        "best": {
+            "name": next(name for name, model in models.items() if model["accuracy"] == best),
+            "names": [name for name, model in models.items() if model["accuracy"] == best],
+            "accuracy": best,
+        },
+        "figures": figures,
+        "build": {"versions": package_versions, **files},
+    }
+
+
+def values(
+    metrics_path: Path,
+    settings_path: Path,
+    history_path: Path,
+    predictions_path: Path,
+    confusion_path: Path,
+    per_class_path: Path,
+    confused_path: Path,
+    figures: Path,
+    comparison: Path,
+    variant_reports: Path,
+    raw: Path,
+    model: Path,
+    values_path: Path,
+    *,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    table = pd.read_csv(Path(comparison) / "variants.csv")
+    names = list(table["variant"])[1:]
+    gathered = gather(
+        metrics=json.loads(Path(metrics_path).read_text()),
+        settings=json.loads(Path(settings_path).read_text()),
+        history=pd.read_csv(history_path),
+        predictions=pd.read_csv(predictions_path, nrows=1),
+        matrix=pd.read_csv(confusion_path).drop(columns="true").to_numpy(),
+        per_class=pd.read_csv(per_class_path),
+        pairs=pd.read_csv(confused_path),
+        figures=sorted(
+            path.stem for path in [*Path(figures).glob("*.png"), *Path(comparison).glob("*.png")]
+        ),
+        comparison=table,
+        variant_settings={
+            name: json.loads((Path(variant_reports) / name / "settings.json").read_text())
+            for name in names
+        },
+        params=params,
+        files={
+            "data": {"path": str(raw), "md5": md5(raw)},
+            "model": {"path": str(model), "md5": md5(model)},
+        },
+        package_versions=versions(),
+    )
+    artifacts.write_json(values_path, gathered)
+    print(f"values: {len(lesson_names(gathered))} names in {values_path}")
+    return gathered
+
+
+def lesson_names(tree: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the values' leaves (lists count as one value)."""
+    if not isinstance(tree, dict):
+        return [prefix.removesuffix(".")]
+    return [name for key, value in tree.items() for name in lesson_names(value, f"{prefix}{key}.")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.values")
+    files = ("metrics", "settings", "history", "predictions", "confusion", "per-class")
+    files += ("confused-pairs", "figures", "comparison", "variant-reports", "raw", "model")
+    for option in (*files, "values"):
+        parser.add_argument(f"--{option}", type=Path, required=True)
+    args = parser.parse_args(argv)
+    values(
+        args.metrics,
+        args.settings,
+        args.history,
+        args.predictions,
+        args.confusion,
+        args.per_class,
+        args.confused_pairs,
+        args.figures,
+        args.comparison,
+        args.variant_reports,
+        args.raw,
+        args.model,
+        args.values,
+        params=config.read_sections(QUOTED_SECTIONS),
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,262 @@
+"""The shipped lesson on real builds: every number it quotes is the build's, every part of the
+course's plan is a section, the values file is documented name by name, editing the lesson
+reruns the page only, and the page reads well on a projector and on a phone.
+
+Uses copies of the session's small builds (tests/conftest.py): the lesson alone, and the
+lesson with the default variations.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import values
+from tests.helpers import (
+    BROWSER_ARGS,
+    ROOT,
+    chromium,
+    copy_build,
+    run,
+    set_params,
+    stages_run,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, variants_build) -> Path:
+    return copy_build(variants_build[0], tmp_path_factory.mktemp("course") / "project")
+
+
+@pytest.fixture(scope="module")
+def lesson_only(tmp_path_factory, lesson_build) -> Path:
+    return copy_build(lesson_build[0], tmp_path_factory.mktemp("lesson") / "project")
+
+
+def page_text(project: Path) -> str:
+    """The page as a reader sees its text: tags and the script left out, entities decoded."""
+    page = (project / "reports/index.html").read_text()
+    page = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def recomputed(project: Path) -> dict:
+    """What the lesson quotes, computed again from reports/ with this test's own code."""
+    reports = project / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())["test"]
+    matrix = pd.read_csv(reports / "confusion_matrix.csv").drop(columns="true").to_numpy()
+    table = pd.read_csv(reports / "comparison/variants.csv")
+    history = pd.read_csv(reports / "history.csv")
+    first = pd.read_csv(reports / "predictions.csv").iloc[0]
+    off = matrix - np.diag(np.diag(matrix))
+    recall = np.diag(matrix) / matrix.sum(axis=1)
+    return {
+        "accuracy": metrics["accuracy"],
+        "right": int(np.trace(matrix)),
+        "images": int(matrix.sum()),
+        "weights": metrics["weights"],
+        "top_pairs": {(int(t), int(p)) for t, p in zip(*np.nonzero(off == off.max()), strict=True)},
+        "top_count": int(off.max()),
+        "most_confused": {int(d) for d in np.flatnonzero(off.sum(axis=1) == off.sum(axis=1).max())},
+        "hardest": int(recall.argmin()),
+        "best": set(table.loc[table["test_accuracy"] == table["test_accuracy"].max(), "variant"]),
+        "models": table.set_index("variant")["test_accuracy"].to_dict(),
+        "epochs": len(history),
+        "first": (int(first["true"]), int(first["predicted"]), float(first["confidence"])),
+    }
+
+
+def test_the_values_file_holds_what_the_reports_say(built):
+    found = json.loads((built / "reports/values.json").read_text())
+    expected = recomputed(built)
+    test = found["metrics"]["test"]
+    assert (test["accuracy"], test["right"], test["images"], test["weights"]) == (
+        expected["accuracy"], expected["right"], expected["images"], expected["weights"]
+    )  # fmt: skip
+    top = found["confusion"]["top_pair"]
+    assert (top["true"], top["predicted"]) in expected["top_pairs"]
+    assert top["count"] == expected["top_count"]
+    assert set(found["confusion"]["most_confused_digit"]["digits"]) == expected["most_confused"]
+    assert found["confusion"]["hardest_digit"]["digit"] == expected["hardest"]
+    assert (
+        set(found["best"]["names"]) == expected["best"]
+        and found["best"]["name"] in expected["best"]
+    )
+    models = {"lesson": found["lesson"], **found["variants"]}
+    assert {name: model["accuracy"] for name, model in models.items()} == expected["models"]
+    assert found["models"] == list(expected["models"])
+    assert found["history"]["epochs"] == expected["epochs"]
+    first = found["first"]
+    assert (first["true"], first["predicted"], first["confidence"]) == pytest.approx(
+        expected["first"]
+    )
+
+
+def test_every_number_the_page_quotes_is_the_builds_in_the_format_shown(built):
+    text = page_text(built)
+    expected = recomputed(built)
+    assert f"Test accuracy {expected['accuracy']:.2%}" in text
+    assert f"{expected['right']:,} of {expected['images']:,} test images" in text
+    assert f"{expected['weights']:,} weights" in text
+    count = expected["top_count"]
+    assert any(f"{count} test images of the digit {t} were read as {p}" in text
+               for t, p in expected["top_pairs"])  # fmt: skip
+    assert f"trained for {expected['epochs']} epochs" in text
+    for name, accuracy in expected["models"].items():
+        assert re.search(rf"\b{name} [^%]*? {accuracy:.2%}", text), name
+    best = json.loads((built / "reports/values.json").read_text())["best"]
+    assert f"{best['accuracy']:.2%}" in text
+
+
+def test_nothing_unresolved_survives_in_the_page(built):
+    page = (built / "reports/index.html").read_text()
+    for marker in ("{{", "{%", "{#", "{code-cell}", "{figure}", "{build}", "Undefined"):
+        assert marker not in page, marker
+
+
+# The parts of the original course's session plan (../shared/course-outline.md), each a `##`
+# section of the shipped lesson, in order.
+PLAN = ["neural networks and deep learning", "how a neural network works", "mnist",
+        "preparing the images", "the model in keras", "training", "evaluation", "predictions",
+        "visualising the predictions and the mistakes", "activity", "wrap-up"]  # fmt: skip
+
+
+def test_every_part_of_the_course_plan_is_a_section_in_order():
+    headings = re.findall(r"^## (.+)$", (ROOT / "course/lesson.md").read_text(), flags=re.M)
+    found = [next((i for i, h in enumerate(headings) if part in h.lower()), None) for part in PLAN]
+    assert None not in found, dict(zip(PLAN, found, strict=True))
+    assert found == sorted(found)
+
+
+def test_the_lesson_says_what_the_scores_mean_before_the_score_and_cites_mnist():
+    source = " ".join((ROOT / "course/lesson.md").read_text().split())
+    score = source.index("```{build} score")
+    for term in ("**Accuracy**", "**loss**", "**Macro F1**"):
+        assert -1 < source.find(term) < score, term
+    for credit in ("Yann LeCun", "Corinna Cortes", "Christopher J. C. Burges",
+                   "Creative Commons Attribution-Share Alike 3.0"):  # fmt: skip
+        assert credit in source
+
+
+def documented_names() -> set[str]:
+    doc = (ROOT / "docs/values.md").read_text()
+    return set(re.findall(r"^\| `([^`]+)` \|", doc, flags=re.M))
+
+
+def normalised_names(found: dict) -> set[str]:
+    """The values file's names as docs/values.md writes them: a variation's as
+    `variants.<name>.*`, a model's settings as `<model>.settings.*`."""
+    names = set()
+    for name in values.lesson_names(found):
+        for variant in found["variants"]:
+            name = name.replace(f"variants.{variant}.", "variants.<name>.")
+        name = re.sub(r"^(lesson|variants\.<name>)\.settings\..*$", r"\1.settings.*", name)
+        names.add(name)
+    return names
+
+
+def test_docs_values_lists_exactly_the_names_of_the_values_file(built):
+    found = json.loads((built / "reports/values.json").read_text())
+    assert found["variants"]  # So that the variations' names are checked too.
+    assert documented_names() == normalised_names(found)
+
+
+def test_the_page_is_the_only_stage_an_edit_of_the_lesson_reruns(lesson_only):
+    lesson = lesson_only / "course/lesson.md"
+    original = lesson.read_text()
+    lesson.write_text(original + "\nA note added by the author: {{ metrics.test.wrong }} wrong.\n")
+    try:
+        assert stages_run(run(["dvc", "repro"], lesson_only).stdout) == ["page"]
+        wrong = json.loads((lesson_only / "reports/values.json").read_text())["metrics"]
+        assert f"A note added by the author: {wrong['test']['wrong']} wrong." in page_text(
+            lesson_only
+        )
+    finally:
+        lesson.write_text(original)
+    assert stages_run(run(["dvc", "repro"], lesson_only).stdout) == []  # from the run-cache
+    assert stages_run(run(["dvc", "repro"], lesson_only).stdout) == []
+
+
+def test_a_new_setting_changes_the_lessons_numbers_and_figures(lesson_only):
+    set_params(lesson_only, train__epochs=2, render__grid_size=3)
+    try:
+        ran = stages_run(run(["dvc", "repro"], lesson_only).stdout)
+        assert {"train", "render", "values", "page"} <= set(ran)
+        text = page_text(lesson_only)
+        assert "trained for 2 epochs" in text
+        accuracy = json.loads((lesson_only / "reports/metrics.json").read_text())["test"]
+        assert f"Test accuracy {accuracy['accuracy']:.2%}" in text
+        page = (lesson_only / "reports/index.html").read_text()
+        grid = (lesson_only / "reports/figures/prediction_grid.png").read_bytes()
+        assert f"base64,{base64.b64encode(grid).decode()}" in page  # the new 3 x 3 grid
+        assert "GRID_SIZE = 3" in page
+    finally:
+        run(["git", "checkout", "params.yaml", "dvc.lock"], lesson_only)
+        run(["dvc", "checkout"], lesson_only)
+
+
+def test_the_readmes_example_lesson_builds(lesson_only, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"^````md\n(.*?)^````$", readme, flags=re.M | re.S)
+    assert example, "the README shows no example lesson"
+    project = copy_build(lesson_only, tmp_path / "project")
+    (project / "course/lesson.md").write_text(example.group(1))
+    assert stages_run(run(["dvc", "repro"], project).stdout) == ["page"]
+    metrics = json.loads((project / "reports/values.json").read_text())["metrics"]["test"]
+    text = page_text(project)
+    assert (
+        f"Our network read {metrics['right']:,} of {metrics['images']:,} test digits right: "
+        f"{metrics['accuracy']:.2%}." in text
+    )
+    assert text.count("Blue is right, red is wrong.") == 1
+    # The page's own sections the example does not place follow it.
+    assert text.index("Reading handwritten digits") < text.index("This build's score")
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_page_shows_the_lesson_and_its_figures_readably_with_no_request_out(built, width):
+    from playwright.sync_api import sync_playwright
+
+    url = (built / "reports/index.html").as_uri()
+    requests = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        view = browser.new_page(viewport={"width": width, "height": 900})
+        view.on("request", lambda request: requests.append(request.url))
+        view.goto(url, wait_until="load")
+        assert "Simple Digit Predictor" in view.title()
+        figures = view.eval_on_selector_all(
+            "figure img",
+            """images => images.map(i => ({natural: i.naturalWidth, shown: i.clientWidth,
+                box: i.parentElement.clientWidth, scrolls: i.parentElement.scrollWidth}))""",
+        )
+        assert len(figures) == 6 and all(f["natural"] > 0 for f in figures), figures
+        # The smallest text drawn in a figure is 8 points at 100 dpi, 11.1 pixels: shown at
+        # 0.8 of its size or more, it stays above 9 CSS pixels.
+        assert all(f["shown"] >= 0.8 * f["natural"] for f in figures), figures
+        # What does not fit scrolls inside its own box, not the page.
+        assert all(f["scrolls"] <= f["box"] + 1 or f["shown"] > f["box"] for f in figures)
+        overflow = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page itself is wider than a {width}px screen"
+        tables = view.eval_on_selector_all(
+            ".table",
+            """boxes => boxes.map(b => ({wide: b.scrollWidth > b.clientWidth,
+                overflow: getComputedStyle(b).overflowX,
+                cue: getComputedStyle(b).backgroundImage}))""",
+        )
+        assert tables and all(t["overflow"] == "auto" and "gradient" in t["cue"] for t in tables)
+        if width == 375:
+            assert any(t["wide"] for t in tables), (
+                "no table is wider than a phone: test has no teeth"
+            )
+        browser.close()
+    assert requests == [url]
