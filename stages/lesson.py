@@ -112,41 +112,47 @@ def thousands(value: float) -> str:
 
 def python_literal(value: Any) -> str:
     """The value as Python source, for code cells: [128], 'relu', 0.001, True."""
-    return repr(_plain(_known(value)))
+    return repr(plain(_known(value)))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """The value as plain dicts and lists, as the values file holds it."""
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 
 FILTERS = {"percent": percent, "thousands": thousands, "py": python_literal}
 
 
+def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    """Jinja2 as lessons use it: strict names, the documented filters."""
+    found = _Environment(undefined=_Unknown, keep_trailing_newline=True, loader=loader)
+    found.filters.update(FILTERS)
+    return found
+
+
+def unknown_value_message(name: str, values: Mapping[str, Any]) -> str:
+    guess = difflib.get_close_matches(name, known_names(values), n=1, cutoff=0.6)
+    hint = f"; did you mean {guess[0]}?" if guess else "; docs/values.md lists the names"
+    return f"unknown value {name}{hint}"
+
+
 def fill(source: str, values: Mapping[str, Any], path: Path | str) -> str:
     """The lesson's text with every `{{ ... }}` filled in from `values`."""
-    environment = _Environment(
-        undefined=_Unknown,
-        keep_trailing_newline=True,
-        # The file's name goes with its text, so that Jinja's traceback names its lines.
-        loader=jinja2.FunctionLoader(lambda name: (source, str(path), lambda: True)),
-    )
-    environment.filters.update(FILTERS)
+    # The file's name goes with its text, so that Jinja's traceback names its lines.
+    jinja = environment(jinja2.FunctionLoader(lambda name: (source, str(path), lambda: True)))
     try:
-        template = environment.get_template(str(path))
+        template = jinja.get_template(str(path))
         return template.render(Values(values))
     except jinja2.TemplateSyntaxError as error:
         message = f"not a valid {{{{ }}}} or {{% %}}: {error.message}"
         raise LessonError(path, error.lineno, message) from None
     except jinja2.UndefinedError as error:
-        name = str(error)
-        guess = difflib.get_close_matches(name, known_names(values), n=1, cutoff=0.6)
-        hint = f"; did you mean {guess[0]}?" if guess else "; docs/values.md lists the names"
         line = _template_line(error, str(path))
-        raise LessonError(path, line, f"unknown value {name}{hint}") from None
+        raise LessonError(path, line, unknown_value_message(str(error), values)) from None
     except (TypeError, ValueError) as error:
         line = _template_line(error, str(path))
         raise LessonError(path, line, f"a value cannot be shown so ({error})") from None
@@ -165,7 +171,16 @@ def _template_line(error: BaseException, name: str) -> int | None:
 # The lesson's parts ------------------------------------------------------------------------
 
 # The page's own sections, which the author may place with ```{build} <name>```.
-BUILT_IN = ("score", "try-it", "variations", "per-digit", "settings", "reproducibility")
+BUILT_IN = (
+    "notebook",
+    "score",
+    "try-it",
+    "variations",
+    "per-digit",
+    "quiz",
+    "settings",
+    "reproducibility",
+)
 
 
 @dataclass
@@ -221,7 +236,7 @@ def _directive(token: Any, lines: list[str], path: Path | str, figures: Any) -> 
     if "}" not in info:
         raise LessonError(path, line, f"malformed directive {info!r}: expected {{name}} argument")
     name, argument = info[1 : info.index("}")], info[info.index("}") + 1 :].strip()
-    options, body, body_line = _options(token.content, path, line)
+    options, body, body_line = options_of(token.content, path, line)
     if name == "code-cell":
         _check_python(body, path, body_line)
         return Part("code", body, options=options, line=line)
@@ -247,7 +262,9 @@ def _directive(token: Any, lines: list[str], path: Path | str, figures: Any) -> 
     )
 
 
-def _options(content: str, path: Path | str, line: int) -> tuple[dict[str, Any], str, int]:
+def options_of(
+    content: str, path: Path | str = "", line: int = 0
+) -> tuple[dict[str, Any], str, int]:
     """MyST's `:key: value` lines at the top of a directive, and the body after them."""
     lines = content.splitlines(keepends=True)
     count = 0

@@ -1,10 +1,13 @@
 """Page: the course page, the author's lesson with this build's numbers, figures and sections.
 
-Reads:  --lesson (the author's MyST-Markdown lesson), --values (every number it and the
-        page's own sections quote), --template (the page's markup), --figures and
-        --comparison (the PNGs, embedded), --network and each variation's network.json under
-        --variant-reports (the weights the "Try it" section runs), --script and --style
-        (inlined).
+Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's questions),
+        --notebook (the student's notebook, which the page offers to download),
+        --values (every number they and the page's own sections quote), --template (the
+        page's markup), --figures and --comparison (the PNGs, embedded), --network and each
+        variation's network.json under --variant-reports (the weights the "Try it" section
+        runs), --script, --quiz-script and --style (inlined).
+        What students may see of them is decided by stages/audience.py: the quiz's answers
+        travel encoded, and instructor-only cells and variations' settings are left out.
 Writes: --page, one HTML file with no outside references: it works offline, can be mailed
         or published as it is, and reads on a phone as on a projector.
 """
@@ -21,7 +24,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from stages import artifacts, cli, config, lesson
+from stages import artifacts, audience, cli, config, lesson, quiz
 
 # The sections the page adds when the lesson does not place them, in this order.
 DEFAULT_ORDER = lesson.BUILT_IN
@@ -57,15 +60,21 @@ def build_page(
     *,
     lesson_text: str,
     lesson_path: Path,
+    questions: list[dict[str, Any]],
+    quiz_path: Path,
     values: dict[str, Any],
+    build_salt: int,
     template: str,
     images: dict[str, dict[str, Any]],
     networks: list[dict],
     script: str,
     style: str,
+    notebook: bytes,
 ) -> str:
+    answered = quiz.answer(questions, values, quiz_path)
+    values = audience.student_values(values)
     filled = lesson.fill(lesson_text, values, lesson_path)
-    parts = lesson.parse(filled, lesson_path, figures=values["figures"])
+    parts = audience.student_parts(lesson.parse(filled, lesson_path, figures=values["figures"]))
     placed = [part.name for part in parts if part.kind == "build"]
     twice = sorted({name for name in placed if placed.count(name) > 1})
     if twice:
@@ -84,6 +93,10 @@ def build_page(
         # The weights travel as JSON inside the page; "</" could end the script element early.
         networks_json=json.dumps(networks, separators=(",", ":")).replace("</", "<\\/"),
         networks=networks,
+        questions=answered,
+        answers=audience.encode_answers(answered, build_salt),
+        salt=build_salt,
+        notebook_data=base64.b64encode(notebook).decode(),
         settings_rows=[[key, json.dumps(value)] for key, value in settings.items()],
         script=script,
         style=style,
@@ -92,29 +105,38 @@ def build_page(
 
 def page(
     lesson_path: Path,
+    quiz_path: Path,
     values_path: Path,
+    notebook: Path,
     template: Path,
     figures: Path,
     comparison: Path,
     network: Path,
     variant_reports: Path,
     script: Path,
+    quiz_script: Path,
     style: Path,
     page_path: Path,
 ) -> None:
-    values = json.loads(Path(values_path).read_text())
+    values_file = Path(values_path).read_bytes()
+    values = json.loads(values_file)
+    shown = [name for name in values["models"][1:] if name not in audience.hidden_variants(values)]
     text = build_page(
         lesson_text=Path(lesson_path).read_text(),
         lesson_path=lesson_path,
+        questions=quiz.load(quiz_path),
+        quiz_path=quiz_path,
         values=values,
+        build_salt=audience.salt(values_file),
         template=Path(template).read_text(),
         images={
             path.stem: png_image(path)
             for path in [*Path(figures).glob("*.png"), *Path(comparison).glob("*.png")]
         },
-        networks=read_networks(network, variant_reports, values["models"][1:]),
-        script=Path(script).read_text(),
+        networks=read_networks(network, variant_reports, shown),
+        script=Path(script).read_text() + Path(quiz_script).read_text(),
         style=Path(style).read_text(),
+        notebook=Path(notebook).read_bytes(),
     )
     artifacts.write_text(page_path, text)
     print(f"page: {page_path} ({len(text.encode()) / 2**10:.0f} KiB, self-contained)")
@@ -122,19 +144,23 @@ def page(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.page")
-    files = ("lesson", "values", "template", "figures", "comparison", "network")
-    for option in (*files, "variant-reports", "script", "style", "page"):
+    files = ("lesson", "quiz", "values", "notebook", "template", "figures", "comparison")
+    files += ("network",)
+    for option in (*files, "variant-reports", "script", "quiz-script", "style", "page"):
         parser.add_argument(f"--{option}", type=Path, required=True)
     args = parser.parse_args(argv)
     page(
         args.lesson,
+        args.quiz,
         args.values,
+        args.notebook,
         args.template,
         args.figures,
         args.comparison,
         args.network,
         args.variant_reports,
         args.script,
+        args.quiz_script,
         args.style,
         args.page,
     )

@@ -8,7 +8,9 @@ Reads:  --metrics, --settings (what the lesson's model trained with), --history,
         --predictions (the first test image), --confusion, --per-class, --confused-pairs,
         --figures (their names), --comparison (the variations' scores), --variant-reports
         (each variation's settings), --raw and --model (their digests); params `prepare` and
-        `render`, the sections a lesson may quote, which their own stages check.
+        `render`, the sections a lesson may quote, which their own stages check;
+        `course.instructor_only`, the variations whose settings only the answer key shows
+        (a name that is not a variation of this build is ignored).
 Writes: --values, one JSON file.
 """
 
@@ -25,11 +27,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config
+from stages import artifacts, cli, config, variants
 
 # The params sections a lesson may quote. Their own stages (prepare, render) check them and
 # run before this one, so they are read here as they are.
 QUOTED_SECTIONS = ("prepare", "render")
+
+
+def variant_names(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(
+        isinstance(name, str) and variants.NAME.fullmatch(name) for name in value
+    )
+    return None if ok else "is not a list of variation names, such as [assignment] or []"
+
+
+# The course's own settings, which this stage reads and checks.
+SETTINGS = {"course.instructor_only": variant_names}
 
 # The packages whose versions decide what a build produces. TensorFlow is the distribution
 # tensorflow-cpu on Linux x86-64 and Windows, tensorflow elsewhere (see requirements.in).
@@ -97,9 +110,10 @@ def confusion_values(matrix: np.ndarray, per_class: pd.DataFrame, pairs: pd.Data
     }
 
 
-def model_values(row: Any, settings: dict) -> dict:
+def model_values(row: Any, settings: dict, instructor_only: bool = False) -> dict:
     """One row of compare's table, with the settings the model trained with."""
     return {
+        "instructor_only": instructor_only,
         "changes": row.changes,
         "accuracy": float(row.test_accuracy),
         "loss": float(row.test_loss),
@@ -123,6 +137,7 @@ def gather(
     comparison: pd.DataFrame,
     variant_settings: dict[str, dict],
     params: dict[str, Any],
+    instructor_only: list[str],
     files: dict[str, dict[str, str]],
     package_versions: dict[str, str],
 ) -> dict[str, Any]:
@@ -131,7 +146,11 @@ def gather(
     test["wrong"] = int(matrix.sum()) - test["right"]
     lesson = comparison.iloc[0]
     models = {
-        row.variant: model_values(row, settings if index == 0 else variant_settings[row.variant])
+        row.variant: model_values(
+            row,
+            settings if index == 0 else variant_settings[row.variant],
+            index > 0 and row.variant in instructor_only,
+        )
         for index, row in enumerate(comparison.itertuples())
     }
     best = max(models.values(), key=lambda model: model["accuracy"])["accuracy"]
@@ -186,6 +205,7 @@ def values(
     values_path: Path,
     *,
     params: dict[str, Any],
+    instructor_only: list[str],
 ) -> dict[str, Any]:
     table = pd.read_csv(Path(comparison) / "variants.csv")
     names = list(table["variant"])[1:]
@@ -206,6 +226,7 @@ def values(
             for name in names
         },
         params=params,
+        instructor_only=instructor_only,
         files={
             "data": {"path": str(raw), "md5": md5(raw)},
             "model": {"path": str(model), "md5": md5(model)},
@@ -246,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model,
         args.values,
         params=config.read_sections(QUOTED_SECTIONS),
+        instructor_only=config.read_params(SETTINGS)["course.instructor_only"],
     )
 
 

@@ -95,9 +95,9 @@ def test_the_lesson_becomes_html_code_figures_and_built_in_sections_in_order():
          "course/lesson.md:6: unknown figure 'grid'; known: curves, prediction_grid"),
         ("```{figure} curves\nNo alt text.\n```\n",
          "course/lesson.md:6: figure curves needs an :alt: text for screen readers"),
-        ("```{build} quiz\n```\n",
-         "course/lesson.md:6: unknown section 'quiz'; known: score, try-it, variations, "
-         "per-digit, settings, reproducibility"),
+        ("```{build} grades\n```\n",
+         "course/lesson.md:6: unknown section 'grades'; known: notebook, score, try-it, "
+         "variations, per-digit, quiz, settings, reproducibility"),
         ("```{note}\nhi\n```\n",
          "course/lesson.md:6: unknown directive {note}; known: {code-cell}, {figure}, {build}"),
     ],

@@ -103,17 +103,23 @@ def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
         built / "model.keras",
         reports / "values.json",
         params={"prepare": {"train_size": 60, "test_size": 30}, "render": shipped["render"]},
+        instructor_only=[],
     )
     out = reports / "index.html"
+    notebook = reports / "lesson.ipynb"
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
     page.page(
         lesson,
+        ROOT / "course/quiz.yaml",
         reports / "values.json",
+        notebook,
         ROOT / "stages/templates/page.html.j2",
         reports / "figures",
         reports / "comparison",
         reports / "network.json",
         reports / "variants",
         ROOT / "stages/page.js",
+        ROOT / "stages/quiz.js",
         ROOT / "stages/page.css",
         out,
     )
@@ -129,14 +135,17 @@ def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(b
     pairs = re.findall(r"<td>(\d -&gt; \d)</td>", text)
     assert pairs == ["0 -&gt; 1", "1 -&gt; 2", "4 -&gt; 5"]
     assert values.md5(built_reports / "model.keras") in text
-    assert re.findall(r'(?:src|href)="(?!data:image/png;base64,)', text) == []
-    # Two scripts, both inline: the networks' weights and page.js.
+    inline = r"data:(?:image/png|application/x-ipynb\+json);base64,"
+    assert re.findall(rf'(?:src|href)="(?!{inline})', text) == []
+    # The scripts, all inline: the networks' weights, the quiz's salt, page.js and quiz.js.
     assert re.findall(r"<script[^>]*>", text) == [
         '<script type="application/json" id="networks">',
+        '<script type="application/json" id="quiz-salt">',
         "<script>",
     ]
     assert "http://" not in text and "https://" not in text
     assert (ROOT / "stages/page.js").read_text() in text
+    assert (ROOT / "stages/quiz.js").read_text() in text
     assert (ROOT / "stages/page.css").read_text() in text
     images = re.findall(r"<img [^>]*>", text)
     assert len(images) == 6

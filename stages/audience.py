@@ -1,0 +1,140 @@
+"""What only the instructor may see, decided here and nowhere else.
+
+Instructor-only:
+- which choice of a quiz question is right, and the explanations: the student page carries
+  them encoded, for its script to reveal once a student has answered (`encode_answers`);
+- code cells tagged `solution` (`SOLUTION_TAG`); students get the cells tagged `exercise`,
+  stubs that say what to write, in their place, and the instructor's notebook leaves those out;
+- the settings, and so the networks and code, of the variations that params.yaml's
+  `course.instructor_only` names (the assignment's, by default): students see their scores,
+  as the target to reach;
+- the session plan, and the answer key's own files.
+
+Every student output is made from what `student_parts` and `student_values` leave, so a test
+can search the student outputs for everything they leave out. The instructor's outputs use
+the author's files and the values as they are.
+
+The encoding of the answers is reversible by design: it keeps the answers out of sight of a
+glance at the page's source, not from a student who reads its script.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+from stages import lesson
+
+SOLUTION_TAG = "solution"
+EXERCISE_TAG = "exercise"
+
+
+def is_solution(part: Any) -> bool:
+    """Whether a lesson part is a code cell only the instructor may see."""
+    return part.kind == "code" and SOLUTION_TAG in part.options.get("tags", [])
+
+
+def student_parts(parts: list[Any]) -> list[Any]:
+    """The lesson's parts a student may see."""
+    return [part for part in parts if not is_solution(part)]
+
+
+def without_cells(source: str, tag: str) -> str:
+    """The author's lesson with the code cells tagged `tag` blanked out, line for line (so
+    that a mistake elsewhere is still reported on its line), before any value is filled in:
+    a student's output never fills in, or shows, a solution."""
+    lines = source.splitlines(keepends=True)
+    for token in lesson.markdown().parse(source):
+        if token.type != "fence" or not token.info.startswith("{code-cell}"):
+            continue
+        tags = [line for line in token.content.splitlines() if line.startswith(":tags:")]
+        try:
+            named = yaml.safe_load(tags[0].removeprefix(":tags:")) if tags else []
+        except yaml.YAMLError:
+            continue  # lesson.parse names the broken option, with its line.
+        if isinstance(named, list) and tag in named:
+            for number in range(token.map[0], token.map[1]):
+                lines[number] = "\n"
+    return "".join(lines)
+
+
+def for_students(source: str) -> str:
+    return without_cells(source, SOLUTION_TAG)
+
+
+def for_the_instructor(source: str) -> str:
+    return without_cells(source, EXERCISE_TAG)
+
+
+def hidden_variants(values: Mapping[str, Any]) -> list[str]:
+    """The variations whose settings only the instructor may see, in the comparison's order."""
+    return [name for name, model in values["variants"].items() if model.get("instructor_only")]
+
+
+def student_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a student output may quote: an instructor-only variation keeps its scores
+    but loses what it changes and the settings it trained with."""
+    shown = copy.deepcopy(dict(values))
+    for name in hidden_variants(values):
+        model = shown["variants"][name]
+        del model["settings"], model["changes"]
+    return shown
+
+
+def salt(values_file: bytes) -> int:
+    """A number that changes with every build, from its values file."""
+    return int.from_bytes(hashlib.sha256(values_file).digest()[:4], "big")
+
+
+def keystream(seed: int) -> Iterator[int]:
+    """Bytes from mulberry32, a small generator that stages/quiz.js computes the same way."""
+    state = seed & 0xFFFFFFFF
+    while True:
+        state = (state + 0x6D2B79F5) & 0xFFFFFFFF
+        mixed = ((state ^ (state >> 15)) * (state | 1)) & 0xFFFFFFFF
+        mixed = ((mixed + (((mixed ^ (mixed >> 7)) * (mixed | 61)) & 0xFFFFFFFF)) ^ mixed) & (
+            0xFFFFFFFF
+        )
+        yield (mixed ^ (mixed >> 14)) & 0xFF
+
+
+def question_seed(build_salt: int, number: int) -> int:
+    """Each question's own stream, so two questions with the same answer differ."""
+    return (build_salt ^ (number * 0x9E3779B1)) & 0xFFFFFFFF
+
+
+def encode(data: Any, seed: int) -> str:
+    """JSON data XORed with the keystream, in base64."""
+    plain = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+    return base64.b64encode(xor(plain, seed)).decode()
+
+
+def decode(text: str, seed: int) -> Any:
+    return json.loads(xor(base64.b64decode(text), seed).decode())
+
+
+def xor(data: bytes, seed: int) -> bytes:
+    stream = keystream(seed)
+    return bytes(byte ^ next(stream) for byte in data)
+
+
+def encode_answers(questions: list[Any], build_salt: int) -> list[str]:
+    """Each question's answer and explanation, encoded for the student page."""
+    return [
+        encode(
+            {
+                "right": question.right,
+                "value": question.value,
+                "tolerance": question.tolerance,
+                "explanation": question.explanation,
+            },
+            question_seed(build_salt, question.number),
+        )
+        for question in questions
+    ]

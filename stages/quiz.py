@@ -1,0 +1,258 @@
+"""The quiz: the author's questions (course/quiz.yaml), answered with this build's values.
+
+`load` reads and checks the file; `answer` computes each question's choices and right answer
+from the values file (a question that cannot be computed for this build stops the build,
+unless it marks itself optional), and renders its text. Nothing here writes a file, and
+nothing here decides what students may see: stages/audience.py does.
+
+docs/quiz.md describes the format for authors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from stages import lesson
+from stages.cli import StageError
+
+WAYS = {
+    ("choices", "answer"),
+    ("choices", "answer_from"),
+    ("choices_from", "answer_from"),
+    ("number",),
+}
+KEYS = {"topic", "question", "explanation", "choices", "answer", "choices_from", "answer_from",
+        "number", "tolerance", "unit", "optional"}  # fmt: skip
+
+
+class QuizError(StageError):
+    def __init__(self, path: Path | str, number: int | None, message: str):
+        where = f"{path}: question {number}" if number else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Question:
+    """One question as a reader meets it: text and choices as HTML, and its right answer:
+    the indexes of the right choices, or a number with its tolerance."""
+
+    number: int
+    topic: str
+    text: str
+    explanation: str
+    choices: list[str] = field(default_factory=list)
+    right: list[int] = field(default_factory=list)
+    value: float | None = None
+    tolerance: float = 0.0
+    unit: str = ""
+    computed: bool = False
+    # The same texts in Markdown, values filled in, for the notebooks.
+    source: str = ""
+    explanation_source: str = ""
+    choice_sources: list[str] = field(default_factory=list)
+
+    @property
+    def answer_source(self) -> str:
+        return self.answer_text()
+
+    @property
+    def kind(self) -> str:
+        return "number" if self.value is not None else "choice"
+
+    def answer_text(self) -> str:
+        """The right answer as the key shows it."""
+        if self.kind == "number":
+            return (
+                f"{format_number(self.value)}{self.unit} (within {format_number(self.tolerance)})"
+            )
+        return " or ".join(self.choices[index] for index in self.right)
+
+
+def format_number(value: float) -> str:
+    """A number as a person writes it: 101770 -> '101,770', 97.61 -> '97.61'."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The questions of the quiz file, checked for their form (not yet for their answers)."""
+    try:
+        tree = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise QuizError(path, None, "file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise QuizError(path, None, f"not valid YAML{where}") from None
+    questions = tree.get("questions") if isinstance(tree, Mapping) else None
+    if not isinstance(questions, list) or not questions:
+        raise QuizError(path, None, "expected `questions:`, a list of questions")
+    topics: set[str] = set()
+    for number, entry in enumerate(questions, start=1):
+        _check_form(entry, path, number)
+        if entry["topic"] in topics:
+            raise QuizError(path, number, f"topic {entry['topic']!r} is used twice")
+        topics.add(entry["topic"])
+    return questions
+
+
+def _check_form(entry: Any, path: Path | str, number: int) -> None:
+    if not isinstance(entry, Mapping):
+        raise QuizError(path, number, "is not a mapping of topic, question, explanation, ...")
+    unknown = sorted(set(entry) - KEYS)
+    if unknown:
+        raise QuizError(
+            path, number, f"unknown key {unknown[0]}; allowed: {', '.join(sorted(KEYS))}"
+        )
+    for key in ("topic", "question", "explanation"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise QuizError(path, number, f"has no {key} (a text)")
+    ways = {way for way in WAYS if all(key in entry for key in way)}
+    given = {key for key in ("choices", "answer", "choices_from", "answer_from", "number")
+             if key in entry}  # fmt: skip
+    if len(ways) != 1 or given != set(next(iter(ways))):
+        raise QuizError(
+            path,
+            number,
+            "needs exactly one of: choices + answer, choices + answer_from, "
+            "choices_from + answer_from, number (+ tolerance)",
+        )
+    if "choices" in entry:
+        choices = entry["choices"]
+        if not (isinstance(choices, list) and len(choices) >= 2
+                and all(isinstance(c, (str, int, float)) for c in choices)):  # fmt: skip
+            raise QuizError(path, number, "choices must be a list of at least 2 texts")
+    if "answer" in entry:
+        answer, count = entry["answer"], len(entry["choices"])
+        if not (isinstance(answer, int) and not isinstance(answer, bool) and 1 <= answer <= count):
+            raise QuizError(
+                path,
+                number,
+                f"answer {answer!r} is not one of the choices: a number from 1 to {count}",
+            )
+    tolerance = entry.get("tolerance", 0)
+    if "number" in entry and not (
+        isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and tolerance >= 0
+    ):
+        raise QuizError(path, number, f"tolerance {tolerance!r} is not a number of at least 0")
+    if not isinstance(entry.get("optional", False), bool):
+        raise QuizError(path, number, "optional must be true or false")
+
+
+class NotComputable(Exception):
+    """The build cannot answer this question (for example, with one model there is no best)."""
+
+
+def answer(
+    questions: list[dict[str, Any]], values: Mapping[str, Any], path: Path | str
+) -> list[Question]:
+    """Each question with its text rendered and its answer computed from `values`; optional
+    questions the build cannot answer are left out, numbered on without them."""
+    answered: list[Question] = []
+    for number, entry in enumerate(questions, start=1):
+        try:
+            question = _answer(entry, values, path, number)
+        except NotComputable as why:
+            if entry.get("optional", False):
+                continue
+            raise QuizError(
+                path,
+                number,
+                f"cannot be answered by this build ({why}); "
+                "mark it `optional: true` to leave it out when so",
+            ) from None
+        question.number = len(answered) + 1
+        answered.append(question)
+    return answered
+
+
+def _answer(
+    entry: Mapping[str, Any], values: Mapping[str, Any], path: Any, number: int
+) -> Question:
+    def text(markdown_text: str, block: bool = True) -> str:
+        filled = _fill(markdown_text, values, path, number)
+        parser = lesson.markdown()
+        return parser.render(filled) if block else parser.renderInline(filled)
+
+    question = Question(
+        number, entry["topic"], text(entry["question"], block=False), text(entry["explanation"])
+    )
+    question.computed = "answer" not in entry
+    question.source = _fill(entry["question"], values, path, number).strip()
+    question.explanation_source = _fill(entry["explanation"], values, path, number).strip()
+    if "number" in entry:
+        value = _evaluate(entry["number"], values, path, number)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise NotComputable(f"number gives {value!r}, not a number")
+        question.value = float(value)
+        question.tolerance = float(entry.get("tolerance", 0))
+        question.unit = str(entry.get("unit", ""))
+        return question
+    if "choices" in entry:
+        choices = [str(choice) for choice in entry["choices"]]
+    else:
+        computed = _evaluate(entry["choices_from"], values, path, number)
+        if not isinstance(computed, list) or len(computed) < 2:
+            raise NotComputable(f"choices_from gives {computed!r}, fewer than 2 choices")
+        choices = [str(choice) for choice in computed]
+    question.choices = [text(choice, block=False) for choice in choices]
+    question.choice_sources = choices
+    if "answer" in entry:
+        question.right = [entry["answer"] - 1]
+        return question
+    accepted = _evaluate(entry["answer_from"], values, path, number)
+    accepted = accepted if isinstance(accepted, list) else [accepted]
+    missing = [str(each) for each in accepted if str(each) not in choices]
+    if missing or not accepted:
+        raise QuizError(
+            path,
+            number,
+            f"answer_from gives {', '.join(missing) or 'nothing'}, "
+            f"not among the choices ({', '.join(choices)})",
+        )
+    question.right = sorted({choices.index(str(each)) for each in accepted})
+    return question
+
+
+def _environment() -> jinja2.Environment:
+    return lesson.environment()
+
+
+def _evaluate(expression: str, values: Mapping[str, Any], path: Any, number: int) -> Any:
+    """A Jinja2 expression over the values file, as plain Python data."""
+    environment = _environment()
+    try:
+        compiled = environment.compile_expression(str(expression), undefined_to_none=False)
+        result = compiled(**lesson.Values(values))
+        if isinstance(result, jinja2.Undefined):
+            result._fail_with_undefined_error()
+        return lesson.plain(result)
+    except jinja2.TemplateSyntaxError as error:
+        raise QuizError(
+            path, number, f"{expression!r} is not an expression ({error.message})"
+        ) from None
+    except jinja2.UndefinedError as error:
+        raise QuizError(path, number, lesson.unknown_value_message(str(error), values)) from None
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise NotComputable(f"{expression!r}: {error}") from None
+
+
+def _fill(text: str, values: Mapping[str, Any], path: Any, number: int) -> str:
+    try:
+        return lesson.fill(text, values, path)
+    except lesson.LessonError as error:
+        # The line within one question's text says little; the question's number says where.
+        message = str(error).split(": ", 1)[1] if ": " in str(error) else str(error)
+        raise QuizError(path, number, message) from None

@@ -1,0 +1,181 @@
+"""The quiz: its form checked question by question, its answers computed from the build, and
+what students may see of it decided in stages/audience.py. Small inputs; the shipped quiz on
+a real build, in a browser and printed, is in tests/test_quiz_page.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import audience, lesson, quiz
+from tests.helpers import ROOT
+
+VALUES = {
+    "metrics": {"test": {"accuracy": 0.97612, "weights": 101770}},
+    "models": ["lesson", "logistic", "cnn"],
+    "best": {"name": "cnn", "names": ["cnn"], "accuracy": 0.99},
+    "confusion": {"most_confused_digit": {"digits": [7, 9], "count": 49}},
+    "variants": {"cnn": {"instructor_only": False}},
+}
+
+CHOICE = {"topic": "t", "question": "Why /255?", "choices": ["a", "b", "c"], "answer": 2,
+          "explanation": "Because."}  # fmt: skip
+
+
+def write_quiz(tmp_path: Path, *questions) -> Path:
+    path = tmp_path / "quiz.yaml"
+    path.write_text(yaml.safe_dump({"questions": list(questions)}))
+    return path
+
+
+def answered(tmp_path, *questions, values=VALUES) -> list[quiz.Question]:
+    path = write_quiz(tmp_path, *questions)
+    return quiz.answer(quiz.load(path), values, path)
+
+
+def test_the_shipped_quiz_covers_the_courses_topics_and_four_computed_questions():
+    questions = quiz.load(ROOT / "course/quiz.yaml")
+    topics = {question["topic"] for question in questions}
+    assert {"lesson-objective", "why-normalise", "hidden-activation", "softmax", "argmax",
+            "why-mnist", "dense-layer", "overfitting", "how-it-learns",
+            "normalise-gains"} <= topics  # fmt: skip
+    computed = {q["topic"]: q for q in questions if "answer" not in q}
+    assert computed["test-accuracy"]["number"] == "metrics.test.accuracy * 100"
+    assert (computed["weights"]["number"], computed["weights"]["tolerance"]) == (
+        "metrics.test.weights", 0
+    )  # fmt: skip
+    assert computed["best-model"]["answer_from"] == "best.names"
+    assert computed["best-model"]["optional"] is True
+    assert computed["most-confused-digit"]["answer_from"] == "confusion.most_confused_digit.digits"
+
+
+def test_answers_are_computed_from_the_values(tmp_path):
+    questions = answered(
+        tmp_path,
+        CHOICE,
+        {"topic": "acc", "question": "Accuracy in %?", "number": "metrics.test.accuracy * 100",
+         "tolerance": 0.05, "unit": "%", "explanation": "{{ metrics.test.accuracy | percent }}"},
+        {"topic": "best", "question": "Best?", "choices_from": "models",
+         "answer_from": "best.names", "explanation": "It is {{ best.name }}."},
+        {"topic": "digit", "question": "Which?", "choices": [str(d) for d in range(10)],
+         "answer_from": "confusion.most_confused_digit.digits", "explanation": "Row sums."},
+    )  # fmt: skip
+    assert [q.kind for q in questions] == ["choice", "number", "choice", "choice"]
+    assert questions[0].right == [1]
+    assert (questions[1].value, questions[1].tolerance, questions[1].unit) == (
+        pytest.approx(97.612), 0.05, "%"
+    )  # fmt: skip
+    assert questions[1].explanation == "<p>97.61%</p>\n"
+    assert (questions[2].choices, questions[2].right) == (["lesson", "logistic", "cnn"], [2])
+    assert questions[2].explanation == "<p>It is cnn.</p>\n"
+    assert questions[3].right == [7, 9]  # A tie accepts each tied digit.
+    assert [q.computed for q in questions] == [False, True, True, True]
+
+
+def test_a_question_the_build_cannot_answer_stops_the_build_unless_optional(tmp_path):
+    one_model = {**VALUES, "models": ["lesson"], "best": {"names": ["lesson"]}}
+    best = {"topic": "best", "question": "Best?", "choices_from": "models",
+            "answer_from": "best.names", "explanation": "x"}  # fmt: skip
+    with pytest.raises(quiz.QuizError) as error:
+        answered(tmp_path, CHOICE, best, values=one_model)
+    assert str(error.value) == (
+        f"{tmp_path / 'quiz.yaml'}: question 2: cannot be answered by this build (choices_from "
+        "gives ['lesson'], fewer than 2 choices); mark it `optional: true` to leave it out when so"
+    )
+    kept = answered(tmp_path, best | {"optional": True}, CHOICE, values=one_model)
+    assert [(q.number, q.topic) for q in kept] == [(1, "t")]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"answer": 4}, "question 2: answer 4 is not one of the choices: a number from 1 to 3"),
+        ({"answer": "b"}, "question 2: answer 'b' is not one of the choices: a number from 1"),
+        ({"explanation": ""}, "question 2: has no explanation (a text)"),
+        ({"choices": ["only"]}, "question 2: choices must be a list of at least 2 texts"),
+        ({"number": "1"}, "question 2: needs exactly one of: choices + answer, choices + "),
+        ({"answer_from": "models"}, "question 2: needs exactly one of: choices + answer, "),
+        ({"hint": "x"}, "question 2: unknown key hint; allowed: answer, answer_from, choices"),
+        ({"topic": "t"}, "question 2: topic 't' is used twice"),
+        ({"optional": "yes"}, "question 2: optional must be true or false"),
+    ],
+)
+def test_a_malformed_question_is_named_by_its_number(tmp_path, change, message):
+    path = write_quiz(tmp_path, CHOICE, {**CHOICE, "topic": "u", **change})
+    with pytest.raises(quiz.QuizError) as error:
+        quiz.answer(quiz.load(path), VALUES, path)
+    assert str(error.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"choices": ["0", "1"], "answer_from": "confusion.most_confused_digit.digits"},
+         "answer_from gives 7, 9, not among the choices (0, 1)"),
+        ({"number": "metrics.test.acuracy * 100"},
+         "unknown value metrics.test.acuracy; did you mean metrics.test.accuracy?"),
+        ({"number": "metrics.test.accuracy *"}, "'metrics.test.accuracy *' is not an expression"),
+    ],
+)  # fmt: skip
+def test_a_computed_answer_that_names_no_choice_or_value_is_named(tmp_path, entry, message):
+    question = {"topic": "x", "question": "Q?", "explanation": "E.", **entry}
+    path = write_quiz(tmp_path, question)
+    with pytest.raises(quiz.QuizError) as error:
+        quiz.answer(quiz.load(path), VALUES, path)
+    assert str(error.value).startswith(f"{path}: question 1: {message}")
+
+
+def test_a_broken_quiz_file_is_one_line(tmp_path):
+    path = tmp_path / "quiz.yaml"
+    path.write_text("questions:\n  - topic: [a\n")
+    with pytest.raises(quiz.QuizError, match=r"quiz.yaml: not valid YAML at line \d+$"):
+        quiz.load(path)
+    path.write_text("- just a list\n")
+    with pytest.raises(quiz.QuizError, match=r"quiz.yaml: expected `questions:`, a list"):
+        quiz.load(path)
+
+
+def test_answers_travel_encoded_and_decode_with_the_builds_salt(tmp_path):
+    questions = answered(tmp_path, CHOICE, {**CHOICE, "topic": "u"})
+    salt = audience.salt(b'{"a": 1}')
+    encoded = audience.encode_answers(questions, salt)
+    assert encoded[0] != encoded[1]  # The same answer, but each question has its own stream.
+    for question, text in zip(questions, encoded, strict=True):
+        assert "Because" not in text and "right" not in text
+        seed = audience.question_seed(salt, question.number)
+        assert audience.decode(text, seed)["right"] == [1]
+        assert audience.decode(text, seed)["explanation"] == "<p>Because.</p>\n"
+    other = audience.salt(b'{"a": 2}')
+    with pytest.raises((ValueError, UnicodeDecodeError)):
+        audience.decode(encoded[0], audience.question_seed(other, 1))
+
+
+def test_students_get_an_instructor_only_variations_score_but_not_its_settings():
+    values = {
+        "variants": {
+            "assignment": {"instructor_only": True, "accuracy": 0.97, "changes": "x=1",
+                           "settings": {"model": {}}},
+            "cnn": {"instructor_only": False, "accuracy": 0.99, "changes": "kind=cnn",
+                    "settings": {"model": {}}},
+        }
+    }  # fmt: skip
+    shown = audience.student_values(values)
+    assert shown["variants"]["assignment"] == {"instructor_only": True, "accuracy": 0.97}
+    assert shown["variants"]["cnn"] == values["variants"]["cnn"]
+    assert values["variants"]["assignment"]["changes"] == "x=1"  # The instructor's are whole.
+    assert audience.hidden_variants(values) == ["assignment"]
+
+
+def test_students_get_no_solution_cells():
+    text = (
+        "---\njupytext: {}\n---\n# T\n\n```{code-cell} ipython3\nx = 1\n```\n\n"
+        "```{code-cell} ipython3\n:tags: [solution]\nx = 2\n```\n"
+    )
+    parts = lesson.parse(text, "lesson.md")
+    assert [part.text for part in audience.student_parts(parts) if part.kind == "code"] == [
+        "x = 1\n"
+    ]
+    assert len([part for part in parts if part.kind == "code"]) == 2

@@ -1,0 +1,252 @@
+"""The shipped quiz on a real build: the key answers every question with this build's numbers,
+the student page gives nothing away, marks answers right and wrong by keyboard, prints as a
+handout, and editing the quiz reruns only what renders it.
+
+Uses a copy of the session's small build with the default variations (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers import BROWSER_ARGS, chromium, copy_build, run, set_params, stages_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, variants_build) -> Path:
+    return copy_build(variants_build[0], tmp_path_factory.mktemp("quiz") / "project")
+
+
+def expected_answers(project: Path) -> dict[str, set[str]]:
+    """The computed questions' answers, from reports/ with this test's own code."""
+    reports = project / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())["test"]
+    matrix = pd.read_csv(reports / "confusion_matrix.csv").drop(columns="true").to_numpy()
+    wrong = matrix.sum(axis=1) - np.diag(matrix)
+    table = pd.read_csv(reports / "comparison/variants.csv")
+    best = table.loc[table["test_accuracy"] == table["test_accuracy"].max(), "variant"]
+    return {
+        "test-accuracy": pytest.approx(metrics["accuracy"] * 100, abs=1e-6),
+        "weights": metrics["weights"],
+        "most-confused-digit": {str(d) for d in np.flatnonzero(wrong == wrong.max())},
+        "best-model": set(best),
+    }
+
+
+def key_answers(project: Path) -> dict[str, str]:
+    """Each question of the key, by its number: the text of its right answer(s)."""
+    key = (project / "reports/answer_key.html").read_text()
+    found = {}
+    for number, body in re.findall(
+        r'<section class="key-question" id="question-(\d+)">(.*?)</section>', key, flags=re.S
+    ):
+        right = re.findall(r'<li class="right-choice">(.*?)</li>', body, flags=re.S)
+        number_answer = re.search(r"Right for this build: <strong>([^<]*)</strong>", body)
+        found[int(number)] = (right, number_answer.group(1) if number_answer else None, body)
+    return found
+
+
+def computed_in_key(project: Path) -> dict[str, set[str]]:
+    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    topics = {entry["topic"]: number for number, entry in enumerate(quiz, start=1)}
+    answers = key_answers(project)
+    accuracy = answers[topics["test-accuracy"]][1]
+    weights = answers[topics["weights"]][1]
+    return {
+        "test-accuracy": float(accuracy.split("%")[0].replace(",", "")),
+        "weights": int(weights.split(" ")[0].replace(",", "")),
+        "most-confused-digit": set(answers[topics["most-confused-digit"]][0]),
+        "best-model": set(answers[topics["best-model"]][0]),
+    }
+
+
+def test_the_key_holds_every_question_with_its_answer_and_this_builds_numbers(project):
+    questions = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    answers = key_answers(project)
+    assert sorted(answers) == list(range(1, len(questions) + 1))
+    for number, (right, value, body) in answers.items():
+        assert right or value, f"question {number} has no answer in the key"
+        assert 'class="explanation"' in body
+    assert computed_in_key(project) == expected_answers(project)
+
+
+def test_the_computed_answers_follow_a_retrained_model(project):
+    set_params(project, train__epochs=2)
+    try:
+        ran = stages_run(run(["dvc", "repro"], project).stdout)
+        assert {"train", "values", "page", "answer_key"} <= set(ran)
+        assert computed_in_key(project) == expected_answers(project)
+    finally:
+        run(["git", "checkout", "params.yaml", "dvc.lock"], project)
+        run(["dvc", "checkout"], project)
+
+
+def test_the_key_shows_the_assignments_solution_and_the_session_plan(project):
+    key = (project / "reports/answer_key.html").read_text()
+    settings = json.loads((project / "reports/variants/assignment/settings.json").read_text())
+    assert "<h3>assignment (instructor only)</h3>" in key
+    for dotted, value in settings["changes"].items():
+        assert f"<td>{dotted}</td><td>{json.dumps(value)}</td>" in html.unescape(key)
+    assert "Session plan" in key and "Before the session" in key
+
+
+def student_leaks(page: str, key: str, project: Path) -> list[str]:
+    """Instructor-only material found in the student page's source."""
+    found = []
+    for explanation in re.findall(r'<div class="explanation">(.*?)</div>', key, flags=re.S):
+        words = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(explanation)).split())
+        if words[:60] in " ".join(html.unescape(page).split()):
+            found.append(f"an explanation: {words[:60]}")
+    for marker in ("right-choice", "(instructor only)", "instructor_only", "data-right",
+                   "Right for this build", "Before the session"):  # fmt: skip
+        if marker.lower() in page.lower():
+            found.append(f"the marker {marker!r}")
+    changes = json.loads((project / "reports/variants/assignment/settings.json").read_text())
+    shown = "; ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                      for k, v in changes["changes"].items())  # fmt: skip
+    if shown in html.unescape(page):
+        found.append("the assignment's settings")
+    networks = re.search(r'id="networks">(.*?)</script>', page, flags=re.S)
+    names = [network["name"] for network in json.loads(networks.group(1))] if networks else []
+    if "assignment" in names:
+        found.append("the assignment's network")
+    return found
+
+
+def test_the_student_page_holds_no_answer_explanation_or_instructor_only_material(project):
+    page = (project / "reports/index.html").read_text()
+    key = (project / "reports/answer_key.html").read_text()
+    assert student_leaks(page, key, project) == []
+    # The search has teeth: the key itself is full of what it looks for.
+    assert len(student_leaks(key, key, project)) >= 5
+    assert "assignment" in page  # Its score is shown, as the target to reach.
+
+
+def test_editing_the_quiz_reruns_only_what_renders_it(project):
+    quiz_file = project / "course/quiz.yaml"
+    original = quiz_file.read_text()
+    quiz_file.write_text(original.replace("What is this lesson's goal?", "What is today's goal?"))
+    try:
+        ran = set(stages_run(run(["dvc", "repro"], project).stdout))
+        assert ran == {"notebook", "key_notebook", "page", "answer_key"}
+        assert "What is today's goal?" in html.unescape(
+            (project / "reports/index.html").read_text()
+        )
+    finally:
+        quiz_file.write_text(original)
+        ran = stages_run(run(["dvc", "repro"], project).stdout)
+    assert ran == []  # Both come back from the run-cache.
+
+
+def test_a_question_the_build_cannot_answer_stops_the_page_in_one_line(lesson_build, tmp_path):
+    """The lesson alone has no variations, so no best one: the shipped question is optional
+    and left out; made compulsory, it stops the build."""
+    project = copy_build(lesson_build[0], tmp_path / "project")
+    page = (project / "reports/index.html").read_text()
+    assert "Which model reached the highest test accuracy" not in page
+    quiz_file = project / "course/quiz.yaml"
+    quiz_file.write_text(quiz_file.read_text().replace("optional: true", "optional: false"))
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and re.fullmatch(
+        r"error: course/quiz.yaml: question \d+: cannot be answered by this build \(choices_from "
+        r"gives \['lesson'\], fewer than 2 choices\); mark it `optional: true` to leave it out "
+        r"when so",
+        errors[0],
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def right_and_wrong(project: Path, topic: str) -> tuple[int, list[int], list[int]]:
+    """A choice question's number on the page, its right and its wrong choices."""
+    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    number = next(n for n, entry in enumerate(quiz, start=1) if entry["topic"] == topic)
+    right, _, _ = key_answers(project)[number]
+    entry = quiz[number - 1]
+    choices = entry.get("choices")
+    right_indexes = [choices.index(html.unescape(text)) for text in right] if choices else []
+    return number, right_indexes, [i for i in range(len(choices or [])) if i not in right_indexes]
+
+
+def answer_by_keyboard(view, number: int, choice: int | None = None, typed: str = "") -> str:
+    """Answer question `number` with the keyboard only; the verdict's first line."""
+    form = view.locator(f"form.question[data-number='{number}']")
+    if choice is not None:
+        form.locator("input[type=radio]").first.focus()
+        view.keyboard.press("Space")
+        for _ in range(choice):
+            view.keyboard.press("ArrowDown")
+    else:
+        form.locator("input[type=number]").focus()
+        view.keyboard.type(typed)
+    view.keyboard.press("Tab")
+    assert view.evaluate("document.activeElement.textContent") == "Check"
+    view.keyboard.press("Enter")
+    return form.locator(".verdict").inner_text().splitlines()[0]
+
+
+def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp_path):
+    from playwright.sync_api import sync_playwright
+    from pypdf import PdfReader
+
+    page_file = project / "reports/index.html"
+    url = page_file.as_uri()
+    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    topics = {entry["topic"]: n for n, entry in enumerate(quiz, start=1)}
+    accuracy = json.loads((project / "reports/metrics.json").read_text())["test"]["accuracy"]
+    requests = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        view = browser.new_page(viewport={"width": 1000, "height": 900})
+        view.on("request", lambda request: requests.append(request.url))
+        view.goto(url, wait_until="load")
+        # Every control has a name a screen reader announces.
+        unnamed = view.eval_on_selector_all(
+            "form.question input, form.question button",
+            "controls => controls.filter(c => !(c.labels && c.labels.length) && "
+            "!c.getAttribute('aria-label')).length",
+        )
+        assert unnamed == 0
+
+        number, right, wrong = right_and_wrong(project, "softmax")
+        assert answer_by_keyboard(view, number, choice=right[0]) == "Right."
+        view.reload()
+        assert answer_by_keyboard(view, number, choice=wrong[0]) == "Not right."
+
+        tolerance = quiz[topics["test-accuracy"] - 1]["tolerance"]
+        inside = f"{accuracy * 100 + tolerance * 0.9:.4f}"
+        outside = f"{accuracy * 100 + tolerance * 1.1:.4f}"
+        for typed, verdict in ((inside, "Right."), (outside, "Not right.")):
+            view.reload()
+            assert answer_by_keyboard(view, topics["test-accuracy"], typed=typed) == verdict
+
+        # The handout: printed, with no drawing area or file control, answer boxes of 2 cm.
+        view.reload()
+        view.emulate_media(media="print")
+        hidden = view.eval_on_selector_all(
+            "canvas.pad, input[type=file], form.question button",
+            "nodes => nodes.every(n => n.offsetParent === null)",
+        )
+        assert hidden
+        boxes = view.eval_on_selector_all(
+            ".answer-box", "boxes => boxes.map(b => b.getBoundingClientRect().height)"
+        )
+        assert len(boxes) == len(quiz) and min(boxes) >= 2 / 2.54 * 96, boxes
+        pdf = view.pdf(format="A4")
+        browser.close()
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "1. What is this lesson's goal?" in text
+    assert "Draw one digit" not in text and "open an image" not in text
+    assert set(requests) == {url}
