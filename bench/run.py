@@ -27,7 +27,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import LESSON_STAGES, set_params, set_variants, stages_run
+from tests.helpers import (
+    LESSON_STAGES,
+    VALUES_ON,
+    execute_notebook,
+    printed,
+    set_params,
+    set_variants,
+    stages_run,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = tuple(LESSON_STAGES)
@@ -175,7 +183,7 @@ def main() -> None:
 
         set_params(project, render__grid_size=4)
         render_change = measure(["dvc", "repro"], project)
-        assert stages_run(render_change.output) == ["render", "values", "page"]
+        assert stages_run(render_change.output) == ["render", *VALUES_ON]
         set_params(project, render__grid_size=5)
         set_params(project, train__epochs=2)
         changed = measure(["dvc", "repro"], project)
@@ -192,6 +200,17 @@ def main() -> None:
         images_per_second = int(throughput.group(1).replace(",", "")) if throughput else 0
         accuracy = json.loads((project / "reports/metrics.json").read_text())["test"]["accuracy"]
         lesson_accuracy = re.findall(r"Test accuracy: ([\d.]+)", lesson_runs[-1].output)
+
+        # The student's notebook, run at full size as a student would (offline: see
+        # tests/helpers.OFFLINE_MNIST), against the pipeline's accuracy.
+        print("bench: the student notebook at full size", flush=True)
+        started = time.perf_counter()
+        ran = execute_notebook(
+            project / "reports/lesson.ipynb", project / "data/raw/mnist.npz", Path(folder)
+        )
+        notebook_seconds = time.perf_counter() - started
+        found = re.findall(r"test accuracy: ([\d.]+)%", printed(ran.cells))
+        notebook_accuracy = float(found[-1]) / 100 if found else float("nan")
 
         # The test suite, as a contributor runs it: in the same clone, as committed (from HEAD,
         # as DVC has staged the dvc.lock of the builds above).
@@ -242,6 +261,10 @@ def main() -> None:
          verdict(peak <= GIB)),
         ("training throughput, batch size 32", f"{images_per_second:,} images/s",
          ">= 30,000 images/s", verdict(images_per_second >= 30_000)),
+        ("the student notebook, run at full size",
+         f"test accuracy {notebook_accuracy:.4f} in {notebook_seconds:.0f} s; the pipeline's "
+         f"{accuracy:.4f}: {abs(notebook_accuracy - accuracy) * 100:.2f} points apart",
+         "<= 0.5 points", verdict(abs(notebook_accuracy - accuracy) <= 0.005)),
         ("test accuracy (default params)",
          f"{accuracy:.4f} (lesson script: {float(lesson_accuracy[-1]):.4f})", ">= 0.975",
          verdict(accuracy >= 0.975)),

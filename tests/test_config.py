@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from stages import compare, config, download, prepare, render, train, variants
-from tests.helpers import ROOT
+from tests.helpers import ROOT, VALUES_ON
 
-STAGES = ["download", "prepare", "train", "evaluate", "render", "values", "page"]
+STAGES = ["download", "prepare", "train", "evaluate", "render", *VALUES_ON]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
 # The rules of every stage module, by the section they check.
 RULES = {

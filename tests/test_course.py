@@ -170,12 +170,13 @@ def test_docs_values_lists_exactly_the_names_of_the_values_file(built):
     assert documented_names() == normalised_names(found)
 
 
-def test_the_page_is_the_only_stage_an_edit_of_the_lesson_reruns(lesson_only):
+def test_an_edit_of_the_lesson_reruns_only_what_renders_it(lesson_only):
     lesson = lesson_only / "course/lesson.md"
     original = lesson.read_text()
     lesson.write_text(original + "\nA note added by the author: {{ metrics.test.wrong }} wrong.\n")
     try:
-        assert stages_run(run(["dvc", "repro"], lesson_only).stdout) == ["page"]
+        ran = stages_run(run(["dvc", "repro"], lesson_only).stdout)
+        assert ran == ["notebook", "key_notebook", "page"]
         wrong = json.loads((lesson_only / "reports/values.json").read_text())["metrics"]
         assert f"A note added by the author: {wrong['test']['wrong']} wrong." in page_text(
             lesson_only
@@ -210,7 +211,7 @@ def test_the_readmes_example_lesson_builds(lesson_only, tmp_path):
     assert example, "the README shows no example lesson"
     project = copy_build(lesson_only, tmp_path / "project")
     (project / "course/lesson.md").write_text(example.group(1))
-    assert stages_run(run(["dvc", "repro"], project).stdout) == ["page"]
+    assert stages_run(run(["dvc", "repro"], project).stdout) == ["notebook", "key_notebook", "page"]
     metrics = json.loads((project / "reports/values.json").read_text())["metrics"]["test"]
     text = page_text(project)
     assert (

@@ -29,7 +29,7 @@ from tests.helpers import ROOT, copy_build, run
 
 STAGES = ROOT / "stages"
 # Options in a cmd whose value is not a file.
-NOT_FILES = {"--name"}
+NOT_FILES = {"--name", "--audience"}
 
 
 def imports_of(module: str) -> set[str]:

@@ -16,6 +16,7 @@ from stages import download
 from tests.helpers import (
     COURSE_STAGES,
     LESSON_STAGES,
+    VALUES_ON,
     copy_build,
     run,
     set_params,
@@ -61,7 +62,7 @@ def test_what_reruns_when_a_setting_changes(project):
     assert repro(project) == MODEL_STAGES
 
     set_params(project, render__grid_size=3)
-    assert repro(project) == ["render", "values", "page"]
+    assert repro(project) == ["render", *VALUES_ON]
 
     set_params(project, prepare__test_size=400)  # new test images: no retraining
     assert repro(project) == ["prepare", "evaluate", "render", *COURSE_STAGES]
@@ -120,7 +121,7 @@ def test_adding_a_render_setting_reruns_render_and_the_values_that_quote_it(proj
     )
     try:
         set_params(project, render__dpi=100)
-        assert repro(project) == ["render", "values", "page"]
+        assert repro(project) == ["render", *VALUES_ON]
     finally:
         render_code.write_text(original)
         run(["git", "checkout", "params.yaml"], project)

@@ -1,0 +1,187 @@
+"""The lesson as notebooks: valid, standing alone, with this build's settings and figures, the
+student's without solutions or answers, and proved by running them (at a reduced size, and
+offline: tests/helpers.OFFLINE_MNIST says how).
+
+Uses copies of the session's small builds (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from stages import notebooks
+from tests.helpers import (
+    BROWSER_ARGS,
+    chromium,
+    copy_build,
+    execute_notebook,
+    printed,
+    run,
+    set_params,
+    stages_run,
+)
+
+pytestmark = pytest.mark.slow
+
+# The reduced size, as papermill would inject it after the cell tagged `parameters`.
+REDUCED = "TRAIN_SIZE = 2000\nTEST_SIZE = 500\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, variants_build) -> Path:
+    return copy_build(variants_build[0], tmp_path_factory.mktemp("notebooks") / "project")
+
+
+def read(project: Path, name: str) -> nbformat.NotebookNode:
+    return nbformat.read(project / "reports" / name, as_version=4)
+
+
+def normalised(code: str) -> str:
+    return " ".join(code.split())
+
+
+def code_cells(notebook, tag: str | None = None) -> list:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"
+            and (tag is None or tag in cell.metadata.get("tags", []))]  # fmt: skip
+
+
+def test_both_notebooks_are_valid_and_the_students_leaks_nothing(built):
+    student, key = read(built, "lesson.ipynb"), read(built, "answer_key.ipynb")
+    nbformat.validate(student)
+    nbformat.validate(key)
+    solutions = code_cells(key, "solution")
+    assert solutions, "the key has no solution cell: nothing to search for"
+    text = normalised(json.dumps([cell.source for cell in student.cells]))
+    student_code = normalised(" ".join(cell.source for cell in code_cells(student)))
+    for cell in solutions:
+        assert normalised(cell.source) not in student_code
+    assert code_cells(student, "exercise") and not code_cells(key, "exercise")
+    # The quiz's answers and explanations are in the key only.
+    key_text = json.dumps([cell.source for cell in key.cells])
+    for marker in ("**(right)**", "*Why:*", "*Answer:*"):
+        assert marker in key_text  # The search has teeth: the key has each of them.
+        assert marker not in text
+    settings = json.loads((built / "reports/variants/assignment/settings.json").read_text())
+    assert "leaky_relu" in json.dumps(settings)  # the assignment's settings, left out below
+    changes = "; ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                        for k, v in settings["changes"].items())  # fmt: skip
+    assert normalised(changes) not in text
+
+
+def test_the_students_code_stands_alone_and_sets_every_setting_to_this_builds(built):
+    student = read(built, "lesson.ipynb")
+    imported = set()
+    for cell in code_cells(student):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+    assert imported == {"keras", "matplotlib", "numpy"}
+    source = "\n".join(cell.source for cell in code_cells(student))
+    assert "keras.datasets.mnist.load_data()" in source and "/ 255" in source
+    settings = json.loads((built / "reports/settings.json").read_text())
+    flat = {f"{section}.{key}": value for section in ("model", "train")
+            for key, value in settings[section].items() if not isinstance(value, dict)}  # fmt: skip
+    flat |= {f"train.augmentation.{k}": v for k, v in settings["train"]["augmentation"].items()}
+    assert len(flat) == 15
+    for key, value in flat.items():
+        assert f"{notebooks.setting_constant(key)} = {value!r}" in source, key
+
+
+def test_the_figures_the_text_shows_travel_inside_the_notebook(built):
+    student = read(built, "lesson.ipynb")
+    attached = {name: data["image/png"] for cell in student.cells
+                for name, data in cell.get("attachments", {}).items()}  # fmt: skip
+    shown = set(
+        re.findall(r"\(attachment:([\w.]+)\)", json.dumps([c.source for c in student.cells]))
+    )
+    assert shown == set(attached) and len(shown) == 6
+    grid = (built / "reports/figures/prediction_grid.png").read_bytes()
+    assert base64.b64decode(attached["prediction_grid.png"]) == grid
+
+
+def test_a_setting_the_code_does_not_set_is_refused_in_one_line():
+    cells = [nbformat.v4.new_code_cell("EPOCHS = 5\nDROPOUT = 0.0\n")]
+    with pytest.raises(notebooks.NotebookError) as error:
+        notebooks.check_settings(cells, {"train": {"epochs": 5, "batch_size": 32}}, "lesson.md")
+    assert str(error.value) == (
+        "lesson.md: the lesson's code does not set train.batch_size (BATCH_SIZE = 32), so its "
+        "notebook would train another network than this build; add it to a code cell"
+    )
+    with pytest.raises(notebooks.NotebookError, match=r"sets EPOCHS = 5, but this build trained"):
+        notebooks.check_settings(cells, {"train": {"epochs": 2}}, "lesson.md")
+
+
+def run_notebook(project: Path, name: str, tmp_path: Path) -> nbformat.NotebookNode:
+    """The notebook as a student would run it, at the reduced size, offline."""
+    return execute_notebook(
+        project / "reports" / name, project / "data/raw/mnist.npz", tmp_path, REDUCED
+    )
+
+
+def errors_of(cell) -> list[str]:
+    return [
+        output["ename"] for output in cell.get("outputs", []) if output["output_type"] == "error"
+    ]
+
+
+def test_the_student_notebook_runs_and_only_its_stubs_raise(built, tmp_path):
+    ran = run_notebook(built, "lesson.ipynb", tmp_path)
+    stubs = code_cells(ran, "exercise")
+    assert stubs
+    for cell in code_cells(ran):
+        expected = ["NotImplementedError"] if cell in stubs else []
+        assert errors_of(cell) == expected, (cell.source[:80], errors_of(cell))
+    text = printed(code_cells(ran))
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", text).group(1)) / 100
+    assert 0 <= accuracy <= 1
+    assert "right on" in text and "of 500 test images" in text
+
+
+def test_the_key_notebook_runs_every_cell(built, tmp_path):
+    ran = run_notebook(built, "answer_key.ipynb", tmp_path)
+    assert code_cells(ran, "solution")
+    assert [errors_of(cell) for cell in code_cells(ran) if errors_of(cell)] == []
+    assert re.search(
+        r"the improved network: test accuracy [\d.]+%", printed(code_cells(ran, "solution"))
+    )
+
+
+def test_the_notebooks_follow_the_lesson_and_the_settings(lesson_build, tmp_path):
+    project = copy_build(lesson_build[0], tmp_path / "project")
+    lesson = project / "course/lesson.md"
+    lesson.write_text(lesson.read_text() + "\nA last word from the author.\n")
+    ran = stages_run(run(["dvc", "repro"], project).stdout)
+    assert ran == ["notebook", "key_notebook", "page"]
+    assert "A last word from the author." in json.dumps(read(project, "lesson.ipynb").cells[-1])
+    set_params(project, train__epochs=2)
+    run(["dvc", "repro"], project)
+    source = "\n".join(c.source for c in code_cells(read(project, "lesson.ipynb")))
+    assert "EPOCHS = 2" in source
+    text = json.dumps([c.source for c in read(project, "lesson.ipynb").cells])
+    assert "This build trained for 2 epochs" in text
+
+
+def test_the_page_offers_the_student_notebook_for_download_unchanged(built, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        view = browser.new_page(accept_downloads=True)
+        view.goto((built / "reports/index.html").as_uri())
+        with view.expect_download() as download:
+            view.get_by_role("link", name="Download this lesson as a notebook").click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        browser.close()
+    assert saved.name == "lesson.ipynb"
+    assert saved.read_bytes() == (built / "reports/lesson.ipynb").read_bytes()
+    assert (built / "reports/index.html").stat().st_size < 3 * 2**20
