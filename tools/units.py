@@ -76,6 +76,8 @@ class Plan:
             if unit.name == name:
                 return unit
         known = ", ".join(unit.name for unit in self.units)
+        if not name:
+            raise UnitsError(f"name the unit to run; known units: {known}")
         raise UnitsError(f"unknown unit {name!r}; known units: {known}")
 
     def units_of(self, stage: str) -> list[str]:
@@ -417,7 +419,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     listing = commands.add_parser("list", help="list the units and their stages")
     listing.add_argument("--json", action="store_true", help="print the unit names as JSON")
     running = commands.add_parser("run", help="build one unit here")
-    running.add_argument("name", metavar="NAME", help="a unit, as `list` names it")
+    # Optional here, so that `make unit` without NAME= gets the list of units.
+    running.add_argument(
+        "name", metavar="NAME", nargs="?", default="", help="a unit, as `list` names it"
+    )
     running.add_argument(
         "--pull", action="store_true", help="take from the remote what it already holds"
     )
