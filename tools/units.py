@@ -120,12 +120,16 @@ def plan(root: Path) -> Plan:
                     "with the lesson's stages; rename the variation"
                 )
             targets[key] = name
+    # DVC's graph points from a stage to the stages it depends on: the target's descendants
+    # are its upstream stages. They are listed upstream first, and where the graph leaves the
+    # order open (download or variant_settings@cnn first?), in dvc.yaml's order: DVC's own
+    # order there changes from run to run.
+    position = {stage: index for index, stage in enumerate(stages)}
     units = []
     for name, target in targets.items():
-        # DVC's graph points from a stage to the stages it depends on, so a depth-first walk
-        # from the target lists the upstream stages first, as `dvc repro <target>` runs them.
-        order = [stage.addressing for stage in nx.dfs_postorder_nodes(graph, by_name[target])]
-        units.append(Unit(name, target, tuple(order)))
+        members = graph.subgraph({by_name[target], *nx.descendants(graph, by_name[target])})
+        order = nx.lexicographical_topological_sort(members.reverse(), key=position.get)
+        units.append(Unit(name, target, tuple(stage.addressing for stage in order)))
     in_units = {stage for unit in units for stage in unit.stages}
     assembled = tuple(name for name in by_name if name not in in_units)
     inputs = {"dvc.yaml"} | {
