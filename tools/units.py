@@ -19,10 +19,10 @@ never from a list kept by hand.
     python -m tools.units assemble        dvc repro --pull, refusing to build any unit's stage
 
 A unit builds what a commit describes, and only that: `run` and `assemble` refuse a working
-tree whose pipeline inputs (dvc.yaml, params.yaml, the stages' code) differ from the commit, and
-refuse when a stage of the unit has other outputs than the committed dvc.lock records for the
-same inputs, since pushing or using them would mix two builds of one commit. Why these rules,
-and the commands for each machine: docs/several-machines.md. Errors end in one line on stderr.
+tree whose pipeline inputs (dvc.yaml, params.yaml, the stages' code) differ from the commit,
+and `run` refuses to push a stage that has other outputs than the committed dvc.lock records
+for the same inputs, since that would mix two builds of one commit. Why these rules, and the
+commands for each machine: docs/several-machines.md. Errors end in one line on stderr.
 
 This is a tool, not a pipeline stage: it imports DVC and none of the stages.
 """
@@ -227,7 +227,7 @@ def other_outputs(committed: dict[str, Any], built: dict[str, Any], stage: str) 
 
 def check_same_build(root: Path, stages: Sequence[str], holder: str, consequence: str) -> None:
     """Refuse when a stage has other outputs than the committed dvc.lock records for the same
-    inputs; the message says who has them (`holder`) and what using them would do."""
+    inputs; the message says who has them (`holder`) and what pushing them would do."""
     committed, built = committed_lock(root), workspace_lock(root)
     for stage in stages:
         paths = other_outputs(committed, built, stage)
@@ -348,7 +348,12 @@ class _Kept(logging.Handler):
 
 def assemble(root: Path) -> None:
     """`dvc repro --pull`, refusing to run any stage of a unit: every one must come from the
-    remote, and only the assembled stages (compare, page) run here."""
+    remote, and only the assembled stages (compare, page) run here.
+
+    Unlike `run`, it needs no check against the committed dvc.lock afterwards: for a stage
+    that dvc.lock records with the same inputs, DVC restores exactly the recorded outputs or
+    none (and then the stage would run, which is refused here), never another build of it.
+    """
     # Importing dvc sets up its console logging, as the `dvc` command has it: DVC says which
     # stage it pulls, restores or runs.
     from dvc.exceptions import DvcException
@@ -404,10 +409,6 @@ def assemble(root: Path) -> None:
             "run-cache), and this machine builds no unit; build and push with: "
             + "; ".join(commands)
         )
-    in_order = list(dict.fromkeys(stage for unit in units.units for stage in unit.stages))
-    check_same_build(
-        root, in_order, "the remote holds", "this workspace now mixes two builds of one commit"
-    )
 
 
 class _Arguments(argparse.ArgumentParser):
