@@ -154,7 +154,7 @@ def machines(origin, tmp_path_factory):
     steps["E: run small --pull"] = timed([*UNITS, "run", "small", "--pull"], e)
     for name, step in steps.items():
         print(f"{name}: {step.seconds:.1f} s, ran {', '.join(step.ran) or 'nothing'}")
-    return SimpleNamespace(origin=origin, a=a, b=b, c=c, c2=c2, e=e, steps=steps)
+    return SimpleNamespace(origin=origin, c=c, c2=c2, e=e, steps=steps)
 
 
 def test_the_units_are_the_lesson_and_each_variation_dvc_resolves(origin, tmp_path):

@@ -146,8 +146,8 @@ def _git(root: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True)
 
 
-def check_committed(root: Path, units: Plan) -> str:
-    """HEAD's short hash, if the pipeline's inputs in the working tree are the commit's.
+def check_committed(root: Path, units: Plan) -> None:
+    """Refuse unless the pipeline's inputs in the working tree are the commit's.
 
     The inputs are dvc.yaml, params.yaml and every stage's deps (the ones git tracks: the
     stages' code, requirements.lock). A change to one would build, and push, what no commit
@@ -172,7 +172,6 @@ def check_committed(root: Path, units: Plan) -> str:
             "a commit describes, so that the machines building one commit push one build; commit "
             f"the change, or undo it (git checkout -- {files[0]})"
         )
-    return head.stdout.strip()
 
 
 def _lock_stages(text: str | None) -> dict[str, Any]:
@@ -371,13 +370,12 @@ def assemble(root: Path) -> None:
         if stage in in_units:
             refused.append(stage)
             return False
-        # compare and page read every unit's outputs: after a refusal or a failure they would
-        # run on part of the build.
-        return not refused and not failures.messages
+        return True
 
     # With keep-going, DVC goes on past a refused stage to every other unit (so one run names
-    # every missing unit) and skips what depends on it; its warnings about each, which would
-    # repeat the refusal, are kept here instead of printed.
+    # every missing unit) and skips what depends on it, compare and page among them, so that
+    # they never run on part of the build; its warnings about each, which would repeat the
+    # refusal, are kept here instead of printed.
     reproduce_log = logging.getLogger("dvc.repo.reproduce")
     reproduce_log.addHandler(failures)
     reproduce_log.propagate = False
