@@ -6,10 +6,10 @@ A unit is a set of stages that one machine (a worker) builds and pushes to the D
 - one unit per variation in params.yaml, named as the variation: what
   `dvc repro variant_evaluate@<name>` builds (download and prepare, then its own three stages).
 
-The stages in no unit (compare, page) need every unit's outputs: the assembling machine runs
-them after `dvc repro --pull` has brought the units' stages from the remote's run-cache. The
-units come from DVC's own resolution of dvc.yaml (its `foreach` over params.yaml's variations),
-never from a list kept by hand.
+The stages in no unit (compare, values, page) need every unit's outputs: the assembling
+machine runs them after `dvc repro --pull` has brought the units' stages from the remote's
+run-cache. The units come from DVC's own resolution of dvc.yaml (its `foreach` over
+params.yaml's variations), never from a list kept by hand.
 
     python -m tools.units list [--json]   the units (--json: their names, for a CI matrix)
     python -m tools.units run NAME [--pull] [--push]
@@ -347,7 +347,7 @@ class _Kept(logging.Handler):
 
 def assemble(root: Path) -> None:
     """`dvc repro --pull`, refusing to run any stage of a unit: every one must come from the
-    remote, and only the assembled stages (compare, page) run here.
+    remote, and only the assembled stages (compare, values, page) run here.
 
     Unlike `run`, it needs no check against the committed dvc.lock afterwards: for a stage
     that dvc.lock records with the same inputs, DVC restores exactly the recorded outputs or
@@ -373,9 +373,9 @@ def assemble(root: Path) -> None:
         return True
 
     # With keep-going, DVC goes on past a refused stage to every other unit (so one run names
-    # every missing unit) and skips what depends on it, compare and page among them, so that
-    # they never run on part of the build; its warnings about each, which would repeat the
-    # refusal, are kept here instead of printed.
+    # every missing unit) and skips what depends on it, the assembled stages among them, so
+    # that they never run on part of the build; its warnings about each, which would repeat
+    # the refusal, are kept here instead of printed.
     reproduce_log = logging.getLogger("dvc.repo.reproduce")
     reproduce_log.addHandler(failures)
     reproduce_log.propagate = False
