@@ -113,3 +113,16 @@ lock: $(BIN)/activate ## Recompile both locks from requirements*.in, for every p
 
 clean-venv: ## Remove .venv (the next target recreates it).
 	rm -rf $(VENV)
+
+# Build on several machines (docs/several-machines.md): workers build the units and push them
+# to the DVC remote, and the assembling machine pulls them and builds the rest.
+.PHONY: units unit assemble
+
+units: $(BIN)/activate ## List the work units (python -m tools.units list --json for a CI matrix).
+	$(BIN)/python -m tools.units list
+
+unit: $(BIN)/activate ## Build one unit and push it to the remote: make unit NAME=cnn.
+	$(BIN)/python -m tools.units run $(NAME) --pull --push
+
+assemble: $(BIN)/activate ## Pull every unit from the remote, then build the rest (trains nothing).
+	$(BIN)/python -m tools.units assemble
