@@ -5,7 +5,7 @@ for the DVC remote they share (as in tests/test_remote.py). The commit is the sh
 build of the lesson (2,000 training and 500 test images, one epoch) with two small variations
 added and the remote configured. Clone A builds the lesson's unit and `small`, clone B `tiny`
 (its first push fails, then it pushes again), both at once; the assembling clone C runs `dvc
-repro --pull`, trains nothing, runs only the stages in no unit (compare, values, page), and
+repro --pull`, trains nothing, runs only the stages in no unit (compare and the course after it), and
 ends with the dvc.lock that one machine builds from the same commit. That machine is the
 origin repository itself, building the commit with plain `dvc repro` while the workers build:
 it holds the shared build's cache, so it trains the variations, and its lesson's stages are
@@ -27,12 +27,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_build, run, set_variants, stages_run
+from tests.helpers import COURSE_STAGES, ROOT, copy_build, run, set_variants, stages_run
 
 pytestmark = pytest.mark.slow
 
 VARIANTS = {"small": {"model": {"hidden_units": [16]}}, "tiny": {"model": {"hidden_units": []}}}
-LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render"]
+# The lesson's unit: the stages up to render (the shared helpers' LESSON_UNIT go on to the
+# course stages, which no unit holds).
+LESSON_UNIT = ["download", "prepare", "train", "evaluate", "render"]
 UNITS = ["python", "-m", "tools.units"]
 # No credentials from the machine, and no look-up of EC2's metadata address for them: the
 # tests reach only the loopback server (as in tests/test_remote.py).
@@ -177,10 +179,10 @@ def test_the_units_are_the_lesson_and_each_variation_dvc_resolves(origin, tmp_pa
         "variant_evaluate@small",
         "tiny    download prepare variant_settings@tiny variant_train@tiny variant_evaluate@tiny",
     ]
-    # Every other stage of the pipeline, in dvc.yaml's order, from compare to page.
+    # Every other stage of the pipeline: the comparison and the course built after it.
     assembled = assembled_stages(project)
-    assert assembled[0] == "compare" and assembled[-1] == "page", assembled
-    assert not [stage for stage in assembled if stage in LESSON_STAGES or "@" in stage]
+    assert assembled == COURSE_STAGES, assembled
+    assert not [stage for stage in assembled if stage in LESSON_UNIT or "@" in stage]
 
     set_variants(project, VARIANTS | {"wide": {"model": {"hidden_units": [256]}}})
     listed = run([*UNITS, "list", "--json"], project).stdout
@@ -191,7 +193,7 @@ def test_the_units_are_the_lesson_and_each_variation_dvc_resolves(origin, tmp_pa
 
 def test_each_worker_builds_its_units_and_pushes_them(machines):
     steps = machines.steps
-    assert steps["A: run lesson --push"].ran == LESSON_STAGES
+    assert steps["A: run lesson --push"].ran == LESSON_UNIT
     # Download and prepare are A's already, from the lesson's unit.
     assert steps["A: run small --push"].ran == [
         "variant_settings@small",

@@ -6,7 +6,7 @@ A unit is a set of stages that one machine (a worker) builds and pushes to the D
 - one unit per variation in params.yaml, named as the variation: what
   `dvc repro variant_evaluate@<name>` builds (download and prepare, then its own three stages).
 
-The stages in no unit (compare, values, page) need every unit's outputs: the assembling
+The stages in no unit (compare, values, the notebooks, page, answer_key) need every unit's outputs: the assembling
 machine runs them after `dvc repro --pull` has brought the units' stages from the remote's
 run-cache. The units come from DVC's own resolution of dvc.yaml (its `foreach` over
 params.yaml's variations), never from a list kept by hand.
@@ -347,7 +347,7 @@ class _Kept(logging.Handler):
 
 def assemble(root: Path) -> None:
     """`dvc repro --pull`, refusing to run any stage of a unit: every one must come from the
-    remote, and only the assembled stages (compare, values, page) run here.
+    remote, and only the assembled stages (compare and the course after it) run here.
 
     Unlike `run`, it needs no check against the committed dvc.lock afterwards: for a stage
     that dvc.lock records with the same inputs, DVC restores exactly the recorded outputs or
