@@ -5,8 +5,8 @@ for the DVC remote they share (as in tests/test_remote.py). The commit is the sh
 build of the lesson (2,000 training and 500 test images, one epoch) with two small variations
 added and the remote configured. Clone A builds the lesson's unit and `small`, clone B `tiny`
 (its first push fails, then it pushes again), both at once; the assembling clone C runs `dvc
-repro --pull`, trains nothing, runs only the stages in no unit (compare and the course after it), and
-ends with the dvc.lock that one machine builds from the same commit. That machine is the
+repro --pull`, trains nothing, runs only the stages in no unit (compare and the course after
+it), and ends with the dvc.lock that one machine builds from the same commit. That machine is the
 origin repository itself, building the commit with plain `dvc repro` while the workers build:
 it holds the shared build's cache, so it trains the variations, and its lesson's stages are
 the shared build's, which clone A built again and `tools.units` checked against the committed
