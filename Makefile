@@ -15,7 +15,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser repro test lint format bench platforms pythons lock clean-venv
+.PHONY: help venv browser repro test lint site format bench platforms pythons lock clean-venv
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -89,13 +89,26 @@ browser: $(BIN)/activate ## Get Chromium for the browser tests: Playwright's, el
 test: $(BIN)/activate browser ## Run the test suite (includes a full build on real MNIST).
 	$(BIN)/python -m pytest --numprocesses auto --dist loadfile --no-loadscope-reorder
 
-lint: $(BIN)/activate ## Check formatting and lint with ruff.
+# The workflows are checked offline: against GitHub's workflow schema (vendored in
+# check-jsonschema), and by zizmor's offline audits with its strictest persona, honouring no
+# ignore comment, so that a finding cannot be silenced in the workflow itself.
+WORKFLOWS := .github/workflows/*.yml
+
+lint: $(BIN)/activate ## Check formatting and lint with ruff; check the CI workflows offline.
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(BIN)/zizmor --offline --persona auditor --no-ignores --no-progress $(WORKFLOWS)
 
 format: $(BIN)/activate ## Reformat the code with ruff.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The student site, from the build in reports/ and one allow-list (tools/site.py): what the
+# publishing workflow puts on GitHub Pages, to look at first. With GITHUB_REPOSITORY=owner/name
+# set, as in GitHub Actions, the page gets an "Open in Colab" link.
+site: $(BIN)/activate ## Assemble the student site in _site/ from the build (after make repro).
+	$(BIN)/python -m tools.site --out _site
 
 bench: $(BIN)/activate browser ## Time the lesson's script against the pipeline.
 	$(BIN)/python -m bench.run

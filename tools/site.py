@@ -1,0 +1,156 @@
+"""Assemble the student site, `_site/`, from a build: what CI publishes, to look at first.
+
+`make site` (`python -m tools.site [--out _site]`) copies the files of one allow-list, the
+student page and the student notebook, and nothing else. The instructor-only outputs are not
+listed here but found where they are declared: the outs of the stages whose `meta` in
+dvc.yaml says `audience: instructor`, as DVC reads them. If the allow-list ever names one of
+them, or a folder that holds one, nothing is written.
+
+When GITHUB_REPOSITORY (owner/name) is set, as GitHub Actions sets it, the copy of the page
+gets an "Open in Colab" link beside its "Download this lesson as a notebook" link, pointing at
+the notebook the publishing workflow puts on its own branch. The link is added here, outside
+the DVC build, so that the build's own bytes stay the same on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import shutil
+import sys
+from pathlib import Path, PurePosixPath
+
+# What students get: the build's path -> the path in the site. Nothing else is published.
+ALLOW_LIST = {
+    "reports/index.html": "index.html",
+    "reports/lesson.ipynb": "lesson.ipynb",
+}
+# The branch the publishing workflow puts the student notebook on, for Colab to open.
+COLAB_BRANCH = "colab"
+# The page's own link to its embedded notebook, which the Colab link goes beside.
+NOTEBOOK_LINK = re.compile(r"<a\b[^>]*>Download this lesson as a notebook</a>")
+# GitHub's owner/name: letters, digits, '-', '_' and '.'.
+REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+class SiteError(Exception):
+    """A reason not to write the site, said in one line."""
+
+
+def instructor_only(root: Path) -> dict[str, str]:
+    """Each output of a stage declared `meta: {audience: instructor}` in dvc.yaml, as a path
+    relative to `root`, with the stage that makes it."""
+    # DVC is imported here, by the tool, and never by a stage: the stages run without it.
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            found = {}
+            for stage in repo.index.stages:
+                if (stage.meta or {}).get("audience") != "instructor":
+                    continue
+                for out in stage.outs:
+                    path = Path(out.fs_path).resolve().relative_to(root.resolve())
+                    found[path.as_posix()] = stage.name
+            return found
+    except DvcException as error:
+        raise SiteError(f"cannot read the pipeline in {root}: {error}") from error
+
+
+def overlaps(first: str, second: str) -> bool:
+    """Whether two relative paths are the same, or one holds the other."""
+    a, b = PurePosixPath(first), PurePosixPath(second)
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_allow_list(allow_list: dict[str, str], hidden: dict[str, str]) -> None:
+    """Refuse an allow-list that names an instructor-only output, or a folder holding one."""
+    for source in allow_list:
+        for path, stage in hidden.items():
+            if overlaps(source, path):
+                raise SiteError(
+                    f"the site's allow-list names {source}, which is or holds {path}, an output "
+                    f"of the instructor-only stage {stage} (dvc.yaml); nothing was published"
+                )
+
+
+def colab_url(repository: str, branch: str = COLAB_BRANCH) -> str:
+    """Where Colab opens the student notebook of a GitHub repository's Colab branch."""
+    if not REPOSITORY.fullmatch(repository):
+        raise SiteError(f"GITHUB_REPOSITORY is {repository!r}, not owner/name")
+    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/lesson.ipynb"
+
+
+def with_colab_link(page: str, url: str) -> str:
+    """The page with an "Open in Colab" link after each of its notebook download links."""
+    link = f' (<a class="colab-link" href="{html.escape(url)}">Open in Colab</a>)'
+    linked, count = NOTEBOOK_LINK.subn(lambda found: found.group(0) + link, page)
+    if count == 0:
+        raise SiteError(
+            "the course page has no 'Download this lesson as a notebook' link to put the "
+            "'Open in Colab' link beside"
+        )
+    return linked
+
+
+def clear(out: Path, ours: set[str]) -> None:
+    """Remove the site's folder of an earlier `make site`, if it holds only the files `ours`
+    names: never a folder of something else."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SiteError(f"{out} is not a folder")
+    strangers = sorted(path.name for path in out.iterdir() if path.name not in ours)
+    if strangers:
+        raise SiteError(
+            f"{out} holds files make site did not write ({', '.join(strangers)}); remove it first"
+        )
+    shutil.rmtree(out)
+
+
+def build_site(
+    root: Path, out: Path, repository: str | None, allow_list: dict[str, str]
+) -> list[Path]:
+    """Write the site from the build in `root`, the files of `allow_list` only; return the
+    files written."""
+    check_allow_list(allow_list, instructor_only(root))
+    missing = [source for source in allow_list if not (root / source).is_file()]
+    if missing:
+        raise SiteError(f"{', '.join(missing)} not built yet; run `make repro` first")
+    url = colab_url(repository) if repository else None
+    # Everything is read, and the link put in, before anything is written: a refusal leaves
+    # no half-made site.
+    contents = {}
+    for source, target in allow_list.items():
+        data = (root / source).read_bytes()
+        if url and target == "index.html":
+            data = with_colab_link(data.decode("utf-8"), url).encode("utf-8")
+        contents[out / target] = data
+    clear(out, set(allow_list.values()))
+    out.mkdir(parents=True)
+    for destination, data in contents.items():
+        destination.write_bytes(data)
+    return list(contents)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("_site"), help="the site's folder")
+    args = parser.parse_args(argv)
+    repository = os.environ.get("GITHUB_REPOSITORY") or None
+    try:
+        written = build_site(Path.cwd(), args.out, repository, ALLOW_LIST)
+    except SiteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    colab = f", with an Open in Colab link to {repository}" if repository else ""
+    names = ", ".join(str(path) for path in written)
+    print(f"The student site: {names}{colab}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
