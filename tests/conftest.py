@@ -106,7 +106,8 @@ def variants_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[
 LONGEST_FIRST = ["test_pipeline.py", "test_variants.py", "test_split_build.py",
                  "test_course.py", "test_notebooks.py", "test_quiz_page.py",
                  "test_faults.py", "test_try_it.py", "test_end_to_end.py",
-                 "test_experiments.py", "test_remote.py", "test_stages.py"]  # fmt: skip
+                 "test_experiments.py", "test_publish.py", "test_remote.py",
+                 "test_stages.py"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

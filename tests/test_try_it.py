@@ -3,7 +3,7 @@ networks, offline, and the page's JavaScript answers as `python -m stages.predic
 
 Reads the session's small build (2,000 real training images) with the lesson's dense model
 and the default variations, a CNN among them, and drives its page with Playwright in
-Debian's Chromium.
+Chromium.
 """
 
 from __future__ import annotations
@@ -12,20 +12,24 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from stages import predict
 from tests.conftest import DEFAULT_VARIANTS
-from tests.helpers import BROWSER_ARGS, chromium
+from tests.helpers import BROWSER_ARGS, ROOT, chromium
 
 pytestmark = pytest.mark.slow
 
 
-# The lesson's model, then each variation, in the order the page answers.
+# The lesson's model, then each variation students may see (not those whose settings only the
+# instructor sees: the assignment's), in the order the page answers.
+HIDDEN = yaml.safe_load((ROOT / "params.yaml").read_text())["course"]["instructor_only"]
 MODELS = {
     "lesson": "models/model.keras",
-    **{name: f"models/variants/{name}/model.keras" for name in DEFAULT_VARIANTS},
-}
+    **{name: f"models/variants/{name}/model.keras"
+       for name in DEFAULT_VARIANTS if name not in HIDDEN},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

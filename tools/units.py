@@ -7,8 +7,8 @@ A unit is a set of stages that one machine (a worker) builds and pushes to the D
   `dvc repro variant_evaluate@<name>` builds (download and prepare, then its own three stages).
 
 The stages in no unit (compare and the course stages after it) need every unit's outputs: the
-assembling machine runs them after `dvc repro --pull` has brought the units' stages from the remote's
-run-cache. The units come from DVC's own resolution of dvc.yaml (its `foreach` over
+assembling machine runs them after `dvc repro --pull` has brought the units' stages from the
+remote's run-cache. The units come from DVC's own resolution of dvc.yaml (its `foreach` over
 params.yaml's variations), never from a list kept by hand.
 
     python -m tools.units list [--json]   the units (--json: their names, for a CI matrix)
