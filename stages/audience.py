@@ -10,7 +10,7 @@ Instructor-only:
   as the target to reach;
 - the session plan, and the answer key's own files.
 
-Every student output is made from what `student_parts` and `student_values` leave, so a test
+Every student output is made from what `for_students` and `student_values` leave, so a test
 can search the student outputs for everything they leave out. The instructor's outputs use
 the author's files and the values as they are.
 
@@ -27,22 +27,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
-
 from stages import lesson
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
-
-
-def is_solution(part: Any) -> bool:
-    """Whether a lesson part is a code cell only the instructor may see."""
-    return part.kind == "code" and SOLUTION_TAG in part.options.get("tags", [])
-
-
-def student_parts(parts: list[Any]) -> list[Any]:
-    """The lesson's parts a student may see."""
-    return [part for part in parts if not is_solution(part)]
 
 
 def without_cells(source: str, tag: str) -> str:
@@ -53,12 +41,11 @@ def without_cells(source: str, tag: str) -> str:
     for token in lesson.markdown().parse(source):
         if token.type != "fence" or not token.info.startswith("{code-cell}"):
             continue
-        tags = [line for line in token.content.splitlines() if line.startswith(":tags:")]
         try:
-            named = yaml.safe_load(tags[0].removeprefix(":tags:")) if tags else []
-        except yaml.YAMLError:
+            options = lesson.options_of(token.content)[0]
+        except lesson.Mistake:
             continue  # lesson.parse names the broken option, with its line.
-        if isinstance(named, list) and tag in named:
+        if tag in options["tags"]:
             for number in range(token.map[0], token.map[1]):
                 lines[number] = "\n"
     return "".join(lines)
@@ -79,11 +66,13 @@ def hidden_variants(values: Mapping[str, Any]) -> list[str]:
 
 def student_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values a student output may quote: an instructor-only variation keeps its scores
-    but loses what it changes and the settings it trained with."""
+    but loses what it changes, the settings it trained with, and what would give them away
+    (its epochs, and its weights, which follow from its layers)."""
     shown = copy.deepcopy(dict(values))
     for name in hidden_variants(values):
         model = shown["variants"][name]
-        del model["settings"], model["changes"]
+        for key in ("settings", "changes", "epochs", "weights"):
+            del model[key]
     return shown
 
 

@@ -30,17 +30,14 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stages import artifacts, cli, config, variants
-
-LESSON = variants.LESSON
+from stages import artifacts, cli, config, names
+from stages.names import LESSON
 
 
 def variant_names(value: Any) -> str | None:
     """The variants section, as far as this stage reads it: a mapping of valid names (each
     variant's settings are checked by its variant_settings stage)."""
-    if isinstance(value, Mapping) and all(
-        isinstance(name, str) and variants.NAME.fullmatch(name) and name != LESSON for name in value
-    ):
+    if isinstance(value, Mapping) and all(names.is_variation(name) for name in value):
         return None
     return (
         "is not a mapping of variant names (lowercase letters, digits and _, "

@@ -1,18 +1,14 @@
 """Settings: the rules a stage module declares for the params it reads, and their checks.
 
-Each stage module owns its settings: `SETTINGS` maps every params.yaml key it reads to a rule,
-and `read_params(SETTINGS)` reads those keys' sections from params.yaml, checks them and
-nothing else (so a typo in a render setting stops render, not train), and returns them
-flattened (`{"train.epochs": 5, ...}`). A mistake ends in one line naming the key, the value
-and what is allowed.
-
-dvc.yaml declares the same sections under each stage's `params`; tests/test_declarations.py,
-not this module, holds the two to each other.
+Each stage module owns its settings: `SETTINGS` maps every params.yaml key it reads to a rule;
+`read_params(SETTINGS)` reads and checks those keys' sections and nothing else (a typo in a
+render setting stops render, not train), flattened (`{"train.epochs": 5, ...}`). A mistake ends
+in one line naming the key, the value and what is allowed. dvc.yaml declares the same sections
+under each stage's `params`; tests/test_declarations.py holds the two to each other.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +19,6 @@ import yaml
 from stages.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
-NUM_CLASSES = 10
 # A longer text in params.yaml is a pasted mistake, not a setting.
 LONGEST_TEXT = 255
 
@@ -74,6 +69,12 @@ def one_of(*names: str) -> Rule:
         return None if ok else f"is not one of {', '.join(names)}"
 
     return rule
+
+
+def section(value: Any) -> str | None:
+    """A whole section, read as it is: for a stage that quotes settings another stage owns
+    and checks (and that runs first)."""
+    return None if isinstance(value, Mapping) and value else "is not a section of settings"
 
 
 def widths(value: Any) -> str | None:
@@ -178,23 +179,16 @@ def _nested(tree: Mapping[str, Any], dotted: str) -> Any:
 
 
 def read_yaml(path: Path) -> Any:
+    """params.yaml, or a settings file a stage wrote (JSON, which YAML reads too)."""
+    kind = "JSON" if Path(path).suffix == ".json" else "YAML"
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found; run from the project folder") from None
+        raise ParamsError(f"{path}: file not found; run `dvc repro` in the project") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ParamsError(f"{path}: not valid YAML{where}") from None
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found; run `dvc repro`, which writes it") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ParamsError(f"{path}: not valid JSON") from None
+        raise ParamsError(f"{path}: not valid {kind}{where}") from None
 
 
 def sections(rules: Mapping[str, Rule]) -> list[str]:
@@ -216,26 +210,10 @@ def read_params(
     file: Path = PARAMS_FILE,
 ) -> dict[str, Any]:
     """The settings `rules` names, read from `file` (params.yaml, or the JSON file of a
-    variation's resolved settings) and checked.
-
-    `together` checks the values against each other and returns a problem or None.
-    """
-    file = Path(file)
-    tree = read_json(file) if file.suffix == ".json" else read_yaml(file)
-    values = check(tree, sections(rules), rules, file, optional=optional)
+    variation's resolved settings) and checked; `together` checks them against each other
+    and returns a problem or None."""
+    values = check(read_yaml(file), sections(rules), rules, Path(file), optional=optional)
     problem = together(values) if together else None
     if problem:
         raise ParamsError(f"{file}: {problem}")
     return values
-
-
-def read_sections(names: Sequence[str], file: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Whole sections of params.yaml, as they are, for a stage that quotes settings that
-    other stages own and check (those stages run first)."""
-    tree = read_yaml(Path(file))
-    if not isinstance(tree, Mapping):
-        raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
-    missing = [name for name in names if not isinstance(tree.get(name), Mapping)]
-    if missing:
-        raise ParamsError(f"{file}: {', '.join(missing)} is missing or not a section")
-    return {name: tree[name] for name in names}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,10 @@ class _Environment(jinja2.Environment):
             return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
 
-    getitem = getattr
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return self.getattr(obj, str(argument))
+        return super().getitem(obj, argument)
 
 
 def percent(value: float, digits: int = 2) -> str:
@@ -140,8 +144,46 @@ def unknown_value_message(name: str, values: Mapping[str, Any]) -> str:
     return f"unknown value {name}{hint}"
 
 
-def fill(source: str, values: Mapping[str, Any], path: Path | str) -> str:
+class Filled(str):
+    """A filled-in text that knows, for each of its lines, the line of the author's file it
+    came from (`{% if %}` and `{%- %}` blocks can leave fewer lines, or more)."""
+
+    source_lines: list[int]
+
+    def source_line(self, line: int) -> int:
+        """The author's line of this text's `line` (both counted from 1)."""
+        lines = getattr(self, "source_lines", None)
+        return lines[min(line, len(lines)) - 1] if lines else line
+
+
+# Each line of the author's file is marked with its number before it is filled in, so that
+# the filled text's lines can be traced back; the marks are taken out again after.
+_MARK = re.compile("\x00(\\d+)\x01")
+
+
+def fill(source: str, values: Mapping[str, Any], path: Path | str) -> Filled:
     """The lesson's text with every `{{ ... }}` filled in from `values`."""
+    marked = "".join(
+        f"\x00{number}\x01{line}" for number, line in enumerate(source.splitlines(True), 1)
+    )
+    try:
+        text = _render(marked, values, path)
+    except LessonError:
+        # A mark inside a {{ }} or {% %} that spans lines breaks it: fill in the text
+        # unmarked, and count lines as they come.
+        return Filled(_render(source, values, path))
+    filled, lines, last = [], [], 1
+    for line in text.splitlines(True):
+        found = _MARK.search(line)
+        last = int(found.group(1)) if found else last
+        lines.append(last)
+        filled.append(_MARK.sub("", line))
+    result = Filled("".join(filled))
+    result.source_lines = lines
+    return result
+
+
+def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
     # The file's name goes with its text, so that Jinja's traceback names its lines.
     jinja = environment(jinja2.FunctionLoader(lambda name: (source, str(path), lambda: True)))
     try:
@@ -153,7 +195,7 @@ def fill(source: str, values: Mapping[str, Any], path: Path | str) -> str:
     except jinja2.UndefinedError as error:
         line = _template_line(error, str(path))
         raise LessonError(path, line, unknown_value_message(str(error), values)) from None
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ArithmeticError, LookupError) as error:
         line = _template_line(error, str(path))
         raise LessonError(path, line, f"a value cannot be shown so ({error})") from None
 
@@ -200,8 +242,17 @@ def markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable("table").use(front_matter_plugin)
 
 
+class Mistake(Exception):
+    """A mistake found in the filled text, at `line` of it (counted from 1)."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 def parse(text: str, path: Path | str, figures: Mapping[str, Any] = ()) -> list[Part]:
-    """The filled lesson as parts; `figures` are the names a figure may have."""
+    """The filled lesson as parts; `figures` are the names a figure may have. A mistake is
+    named with the line of the author's file it is on."""
     parser = markdown()
     tokens = parser.parse(text)
     lines = text.splitlines()
@@ -220,52 +271,48 @@ def parse(text: str, path: Path | str, figures: Mapping[str, Any] = ()) -> list[
             pending.append(token)
             continue
         flush()
-        parts.append(_directive(token, lines, path, figures))
+        try:
+            parts.append(_directive(token, lines, figures))
+        except Mistake as mistake:
+            line = text.source_line(mistake.line) if isinstance(text, Filled) else mistake.line
+            raise LessonError(path, line, str(mistake)) from None
     flush()
     return parts
 
 
-def _directive(token: Any, lines: list[str], path: Path | str, figures: Any) -> Part:
+def _directive(token: Any, lines: list[str], figures: Any) -> Part:
     line = token.map[0] + 1
     closing = lines[token.map[1] - 1].strip() if token.map[1] - 1 > token.map[0] else ""
     if not (closing.startswith(token.markup[0] * len(token.markup)) and set(closing) <= set("`~")):
-        raise LessonError(
-            path, line, f"the {token.info.split()[0]} fence opened here is never closed"
-        )
+        raise Mistake(line, f"the {token.info.split()[0]} fence opened here is never closed")
     info = token.info.strip()
     if "}" not in info:
-        raise LessonError(path, line, f"malformed directive {info!r}: expected {{name}} argument")
+        raise Mistake(line, f"malformed directive {info!r}: expected {{name}} argument")
     name, argument = info[1 : info.index("}")], info[info.index("}") + 1 :].strip()
-    options, body, body_line = options_of(token.content, path, line)
+    options, body, body_line = options_of(token.content, line)
     if name == "code-cell":
-        _check_python(body, path, body_line)
+        _check_python(body, body_line)
         return Part("code", body, options=options, line=line)
     if name == "figure":
         if argument not in figures:
-            raise LessonError(
-                path, line, f"unknown figure {argument!r}; known: {', '.join(sorted(figures))}"
-            )
+            known = ", ".join(sorted(figures))
+            raise Mistake(line, f"unknown figure {argument!r}; known: {known}")
         if not options.get("alt"):
-            raise LessonError(
-                path, line, f"figure {argument} needs an :alt: text for screen readers"
-            )
+            raise Mistake(line, f"figure {argument} needs an :alt: text for screen readers")
         caption = markdown().renderInline(body.strip())
         return Part("figure", caption, name=argument, options=options, line=line)
     if name == "build":
         if argument not in BUILT_IN:
-            raise LessonError(
-                path, line, f"unknown section {argument!r}; known: {', '.join(BUILT_IN)}"
-            )
+            raise Mistake(line, f"unknown section {argument!r}; known: {', '.join(BUILT_IN)}")
         return Part("build", name=argument, line=line)
-    raise LessonError(
-        path, line, f"unknown directive {{{name}}}; known: {{code-cell}}, {{figure}}, {{build}}"
+    raise Mistake(
+        line, f"unknown directive {{{name}}}; known: {{code-cell}}, {{figure}}, {{build}}"
     )
 
 
-def options_of(
-    content: str, path: Path | str = "", line: int = 0
-) -> tuple[dict[str, Any], str, int]:
-    """MyST's `:key: value` lines at the top of a directive, and the body after them."""
+def options_of(content: str, line: int = 0) -> tuple[dict[str, Any], str, int]:
+    """MyST's `:key: value` lines at the top of a directive, and the body after them. Values
+    are text, as MyST reads them, except `:tags:`, a YAML list."""
     lines = content.splitlines(keepends=True)
     count = 0
     while count < len(lines) and lines[count].startswith(":"):
@@ -273,31 +320,26 @@ def options_of(
     options: dict[str, Any] = {}
     for number, option in enumerate(lines[:count]):
         key, sep, value = option[1:].partition(":")
-        try:
-            options[key.strip()] = yaml.safe_load(value) if sep else None
-        except yaml.YAMLError:
-            raise LessonError(
-                path, line + 1 + number, f"option {option.strip()!r} is not valid"
-            ) from None
         if not sep or not key.strip():
-            raise LessonError(
-                path, line + 1 + number, f"option {option.strip()!r} is not :name: value"
-            )
-    tags = options.get("tags", [])
+            raise Mistake(line + 1 + number, f"option {option.strip()!r} is not :name: value")
+        options[key.strip()] = value.strip()
+    try:
+        tags = yaml.safe_load(options["tags"]) if "tags" in options else []
+    except yaml.YAMLError:
+        tags = options["tags"]
     if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
-        raise LessonError(
-            path, line + 1, f":tags: {tags!r} is not a list of names, such as [setup]"
-        )
+        raise Mistake(line + 1, f":tags: {tags!r} is not a list of names, such as [setup]")
+    options["tags"] = tags
     return options, "".join(lines[count:]), line + 1 + count
 
 
-def _check_python(code: str, path: Path | str, first_line: int) -> None:
+def _check_python(code: str, first_line: int) -> None:
     """Code cells are plain Python once their values are in: no IPython magics."""
     try:
         ast.parse(code)
     except SyntaxError as error:
         where = first_line + (error.lineno or 1) - 1
-        raise LessonError(path, where, f"the code cell is not valid Python ({error.msg})") from None
+        raise Mistake(where, f"the code cell is not valid Python ({error.msg})") from None
 
 
 def code_cells(parts: list[Part]) -> Iterator[Part]:

@@ -139,9 +139,13 @@ def notebook(
                 code.metadata["tags"] = list(cell.metadata["tags"])
             cells.append(code)
     check_settings(cells, values["settings"], path)
-    made = nbformat.v4.new_notebook(
-        cells=cells, metadata={"kernelspec": read.metadata["kernelspec"]}
-    )
+    # The lesson's header names the kernel; a lesson without one runs on Python 3's.
+    kernelspec = read.metadata.get("kernelspec") or {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    made = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec})
     made.metadata["language_info"] = {"name": "python"}
     # Cell ids are random by default; numbered, the notebook's bytes repeat.
     for number, cell in enumerate(made.cells):

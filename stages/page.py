@@ -73,8 +73,8 @@ def build_page(
 ) -> str:
     answered = quiz.answer(questions, values, quiz_path)
     values = audience.student_values(values)
-    filled = lesson.fill(lesson_text, values, lesson_path)
-    parts = audience.student_parts(lesson.parse(filled, lesson_path, figures=values["figures"]))
+    filled = lesson.fill(audience.for_students(lesson_text), values, lesson_path)
+    parts = lesson.parse(filled, lesson_path, figures=values["figures"])
     placed = [part.name for part in parts if part.kind == "build"]
     twice = sorted({name for name in placed if placed.count(name) > 1})
     if twice:

@@ -69,9 +69,8 @@ class Question:
     def answer_text(self) -> str:
         """The right answer as the key shows it."""
         if self.kind == "number":
-            return (
-                f"{format_number(self.value)}{self.unit} (within {format_number(self.tolerance)})"
-            )
+            tolerance = format_number(self.tolerance)
+            return f"{format_number(self.value)}{self.unit} (within {tolerance}{self.unit})"
         return " or ".join(self.choices[index] for index in self.right)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config, variants
-
-# The params sections a lesson may quote. Their own stages (prepare, render) check them and
-# run before this one, so they are read here as they are.
-QUOTED_SECTIONS = ("prepare", "render")
+from stages import artifacts, cli, config, names
 
 
 def variant_names(value: Any) -> str | None:
-    ok = isinstance(value, list) and all(
-        isinstance(name, str) and variants.NAME.fullmatch(name) for name in value
-    )
+    ok = isinstance(value, list) and all(names.is_variation(name) for name in value)
     return None if ok else "is not a list of variation names, such as [assignment] or []"
 
 
-# The course's own settings, which this stage reads and checks.
-SETTINGS = {"course.instructor_only": variant_names}
+# The course's own settings, which this stage checks, and the sections a lesson may quote,
+# which their own stages (prepare, render) check and which run before this one.
+SETTINGS = {
+    "course.instructor_only": variant_names,
+    "prepare": config.section,
+    "render": config.section,
+}
 
 # The packages whose versions decide what a build produces. TensorFlow is the distribution
 # tensorflow-cpu on Linux x86-64 and Windows, tensorflow elsewhere (see requirements.in).
@@ -66,7 +64,10 @@ def md5(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    """The versions of the packages that decide what a build produces. Python's own version
+    is left out: it changes no byte of the outputs (the same pins install on 3.11 to 3.13),
+    and written here it would make every Python give another values file."""
+    found = {}
     for package, distributions in PACKAGES.items():
         found[package] = "not installed"
         for distribution in distributions:
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     for option in (*files, "values"):
         parser.add_argument(f"--{option}", type=Path, required=True)
     args = parser.parse_args(argv)
+    settings = config.read_params(SETTINGS)
     values(
         args.metrics,
         args.settings,
@@ -266,8 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         args.raw,
         args.model,
         args.values,
-        params=config.read_sections(QUOTED_SECTIONS),
-        instructor_only=config.read_params(SETTINGS)["course.instructor_only"],
+        params={name: settings[name] for name in ("prepare", "render")},
+        instructor_only=settings["course.instructor_only"],
     )
 
 

@@ -14,17 +14,12 @@ Writes: --variant, the variant's settings file, JSON: {"changes": the overrides,
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from stages import artifacts, cli, config, train
-
-# A variant's name becomes part of stage names and paths.
-NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-# The comparison and the page call the lesson's own model this.
-LESSON = "lesson"
+from stages.names import LESSON, NAME
 
 
 def check_name(name: str) -> None:

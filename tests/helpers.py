@@ -241,3 +241,14 @@ def execute_notebook(notebook_path: Path, mnist: Path, workdir: Path, parameters
 def printed(cells) -> str:
     """What the cells printed."""
     return "".join(output.get("text", "") for cell in cells for output in cell.get("outputs", []))
+
+
+def readable(text: str) -> str:
+    """Text as a reader sees it, whatever its markup: HTML tags and entities, Markdown's
+    backticks and asterisks, and line breaks made plain, so that a leak search finds a text
+    however the page or the notebook wrote it."""
+    import html
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", html.unescape(text))
+    return " ".join(re.sub(r"[`*]", "", text).split())

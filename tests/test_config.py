@@ -247,7 +247,7 @@ def test_a_missing_or_broken_settings_file_is_one_line(tmp_path):
     with pytest.raises(config.ParamsError, match=r"settings.json: file not found; run `dvc repro`"):
         config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
     (tmp_path / "settings.json").write_text("{")
-    with pytest.raises(config.ParamsError, match=r"settings.json: not valid JSON$"):
+    with pytest.raises(config.ParamsError, match=r"settings.json: not valid JSON at line \d+$"):
         config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
 
 

@@ -245,7 +245,9 @@ def test_the_page_shows_the_lesson_and_its_figures_readably_with_no_request_out(
         # 0.8 of its size or more, it stays above 9 CSS pixels.
         assert all(f["shown"] >= 0.8 * f["natural"] for f in figures), figures
         # What does not fit scrolls inside its own box, not the page.
-        assert all(f["scrolls"] <= f["box"] + 1 or f["shown"] > f["box"] for f in figures)
+        wide = [f for f in figures if f["shown"] > f["box"] + 1]
+        assert all(f["scrolls"] > f["box"] for f in wide), wide
+        assert wide or width == 1280, "no figure is wider than a phone: the check has no teeth"
         overflow = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page itself is wider than a {width}px screen"
         tables = view.eval_on_selector_all(

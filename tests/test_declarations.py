@@ -79,11 +79,8 @@ def expected_params(module: str, options: dict[str, str]) -> list[str]:
         return config.sections(variants.rules_for(options["--name"]))
     if module == "train" and "--settings" in options:
         return []  # A variation's training reads the file its variant_settings stage wrote.
-    stage = importlib.import_module(f"stages.{module}")
-    # QUOTED_SECTIONS: sections a module reads whole, without checking (the values stage).
-    return config.sections(getattr(stage, "SETTINGS", {})) + list(
-        getattr(stage, "QUOTED_SECTIONS", ())
-    )
+    rules = getattr(importlib.import_module(f"stages.{module}"), "SETTINGS", {})
+    return config.sections(rules)
 
 
 def cmd_options(cmd: str) -> tuple[str, dict[str, str]]:
@@ -138,6 +135,34 @@ def problems(pipeline_root: Path) -> list[str]:
 
 def test_dvc_yaml_declares_what_every_stage_module_reads_and_imports():
     assert problems(ROOT) == []
+
+
+def settings_reads(path: Path) -> list[str]:
+    """How a module reads params: what each call to config.read_params is given first, and any
+    other reading of params.yaml (a yaml.safe_load or a literal 'params.yaml')."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "read_params":
+            found.append(ast.unparse(node.args[0]) if node.args else "nothing")
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "safe_load":
+            found.append("yaml.safe_load")
+        elif isinstance(node, ast.Constant) and node.value == "params.yaml":
+            found.append("'params.yaml'")
+    return found
+
+
+def test_stage_modules_read_params_only_through_their_own_rules():
+    """The check above compares dvc.yaml with each module's SETTINGS; that holds only if a
+    module reads params through its SETTINGS and no other way."""
+    reads = {path.stem: settings_reads(path) for path in STAGES.glob("*.py")}
+    assert sorted(reads.pop("config")) == ["'params.yaml'", "yaml.safe_load"]
+    assert reads.pop("variants") == ["rules_for(args.name)"]
+    # These read the author's YAML (the quiz, a cell's :tags:), not params.yaml.
+    assert reads.pop("quiz") == reads.pop("lesson") == ["yaml.safe_load"]
+    assert {name: found for name, found in reads.items() if found} == {
+        name: ["SETTINGS"]
+        for name in ("download", "prepare", "train", "render", "compare", "values")
+    }
 
 
 def test_every_stage_and_variation_is_checked():

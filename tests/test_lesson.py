@@ -114,6 +114,36 @@ def test_plain_code_blocks_and_the_front_matter_are_left_as_markdown():
     assert parts[0].text == '<pre><code class="language-python">print(1)\n</code></pre>\n'
 
 
+def test_a_mistake_after_jinja_blocks_is_named_on_the_authors_line():
+    """{% if %} and {%- %} blocks leave the filled text with other line numbers than the
+    author's file; mistakes are still named on the author's line."""
+    source = (
+        HEADER  # lines 1-5
+        + "{% if 'cnn' in variants -%}\nThe CNN\nreached\n{{ variants.cnn.accuracy }}.\n"
+        "{%- endif %}\n"  # lines 6-10
+        + "{% set x = 1 %}\n{% if missing is defined %}\ngone\n{% endif %}\n"  # lines 11-14
+        + "```{code-cell} ipython3\nx = 1\ny = (\n```\n"  # lines 15-18: line 17 is wrong
+    )
+    filled = lesson.fill(source, VALUES, "course/lesson.md")
+    assert filled.count("\n") != source.count("\n")
+    with pytest.raises(lesson.LessonError) as error:
+        lesson.parse(filled, "course/lesson.md")
+    assert str(error.value) == (
+        "course/lesson.md:17: the code cell is not valid Python ('(' was never closed)"
+    )
+    unclosed = lesson.fill(source.replace("y = (\n```\n", "y = 2\n"), VALUES, "lesson.md")
+    with pytest.raises(lesson.LessonError, match=r"^lesson.md:15: the \{code-cell\} fence"):
+        lesson.parse(unclosed, "lesson.md")
+
+
+def test_lists_are_indexed_and_option_values_are_text():
+    assert fill("{{ figures[1] }} {{ settings.model['activation'] }}") == "curves relu"
+    parts = parse("```{figure} curves\n:alt: Curves: loss # and accuracy\nC.\n```\n")
+    assert parts[0].options["alt"] == "Curves: loss # and accuracy"
+    with pytest.raises(lesson.LessonError, match=r"a value cannot be shown so"):
+        fill("{{ metrics.test.weights / 0 }}")
+
+
 def test_every_name_a_lesson_may_write_is_known():
     assert lesson.known_names(VALUES)[:4] == [
         "metrics", "metrics.test", "metrics.test.accuracy", "metrics.test.weights"

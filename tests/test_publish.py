@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_build, run, set_params, stages_run
+from tests.helpers import ROOT, copy_build, readable, run, set_params, stages_run
 from tools import freshness, pr_comment, site
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -356,13 +356,12 @@ def instructor_only_text(key_html: str) -> list[str]:
     """What only the key holds: the start of each explanation, and its markers."""
     found = ["(instructor only)", "Right for this build", "right-choice"]
     for explanation in re.findall(r'<div class="explanation">(.*?)</div>', key_html, flags=re.S):
-        words = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(explanation)).split())
-        found.append(words[:60])
+        found.append(readable(explanation)[:60])
     return found
 
 
 def leaks(text: str, key_html: str) -> list[str]:
-    return [piece for piece in instructor_only_text(key_html) if piece and piece in text]
+    return [piece for piece in instructor_only_text(key_html) if piece and piece in readable(text)]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import BROWSER_ARGS, chromium, copy_build, run, set_params, stages_run
+from tests.helpers import (
+    BROWSER_ARGS,
+    chromium,
+    copy_build,
+    readable,
+    run,
+    set_params,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -105,9 +113,9 @@ def student_leaks(page: str, key: str, project: Path) -> list[str]:
     """Instructor-only material found in the student page's source."""
     found = []
     for explanation in re.findall(r'<div class="explanation">(.*?)</div>', key, flags=re.S):
-        words = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(explanation)).split())
-        if words[:60] in " ".join(html.unescape(page).split()):
-            found.append(f"an explanation: {words[:60]}")
+        words = readable(explanation)[:60]
+        if words in readable(page):
+            found.append(f"an explanation: {words}")
     for marker in ("right-choice", "(instructor only)", "instructor_only", "data-right",
                    "Right for this build", "Before the session"):  # fmt: skip
         if marker.lower() in page.lower():
@@ -121,6 +129,9 @@ def student_leaks(page: str, key: str, project: Path) -> list[str]:
     names = [network["name"] for network in json.loads(networks.group(1))] if networks else []
     if "assignment" in names:
         found.append("the assignment's network")
+    weights = json.loads((project / "reports/variants/assignment/metrics.json").read_text())
+    if f"{weights['test']['weights']:,}" in page:
+        found.append("the assignment's weights, which give its layers away")
     return found
 
 
@@ -235,11 +246,11 @@ def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp
         # The handout: printed, with no drawing area or file control, answer boxes of 2 cm.
         view.reload()
         view.emulate_media(media="print")
-        hidden = view.eval_on_selector_all(
+        shown = view.eval_on_selector_all(
             "canvas.pad, input[type=file], form.question button",
-            "nodes => nodes.every(n => n.offsetParent === null)",
+            "nodes => [nodes.length, nodes.filter(n => n.offsetParent !== null).length]",
         )
-        assert hidden
+        assert shown == [len(quiz) + 2, 0], shown  # A button per question, the pad, the file.
         boxes = view.eval_on_selector_all(
             ".answer-box", "boxes => boxes.map(b => b.getBoundingClientRect().height)"
         )
