@@ -7,6 +7,10 @@ The helpers that run the pipeline in a copy of the project live in tests/helpers
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,14 @@ import yaml
 from filelock import FileLock
 
 from stages import artifacts, download
-from tests.helpers import ROOT, build_and_commit, random_digits, small_project, stages_run
+from tests.helpers import (
+    ROOT,
+    build_and_commit,
+    free_port,
+    random_digits,
+    small_project,
+    stages_run,
+)
 
 DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
 
@@ -116,3 +127,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # A stable sort: each file's tests keep their order.
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server on 127.0.0.1, with a bucket `course`; its URL. One per test module
+    that asks for it (the remote and split-build tests), started and stopped with it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.2)
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="course")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

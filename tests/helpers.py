@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,9 @@ def readable(text: str) -> str:
 
     text = re.sub(r"<[^>]+>", " ", html.unescape(text))
     return " ".join(re.sub(r"[`*]", "", text).split())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -26,13 +26,10 @@ from typing import Any
 
 import yaml
 
+from tools import dvc
+
 # What `dvc status` says of an output that is not in the workspace.
 ABSENT = {"deleted", "not in cache"}
-
-
-def dvc() -> str:
-    """The dvc installed beside this interpreter."""
-    return str(Path(sys.executable).with_name("dvc"))
 
 
 def outputs(root: Path) -> list[str]:

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools import dvc
+
 MARKER = "<!-- course-build-comment -->"
 VARIANTS = Path("reports/comparison/variants.csv")
 
@@ -34,11 +36,6 @@ def command(args: list[str], root: Path) -> tuple[str, str]:
         said = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
         raise CommentError(f"{' '.join(args[:3])} failed: {said}")
     return result.stdout.strip(), result.stderr.strip()
-
-
-def dvc() -> str:
-    """The dvc installed beside this interpreter."""
-    return str(Path(sys.executable).with_name("dvc"))
 
 
 def cell(text: str) -> str:

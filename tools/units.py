@@ -43,6 +43,8 @@ from typing import Any
 
 import yaml
 
+from tools import dvc
+
 LESSON = "lesson"
 # The stage whose upstream stages, with itself, make a unit: the lesson's last stage, and each
 # variation's (a `foreach` group in dvc.yaml, expanded by DVC as `variant_evaluate@<name>`).
@@ -250,11 +252,6 @@ def default_remote(root: Path) -> str:
     return remote
 
 
-def _dvc() -> str:
-    """The dvc installed beside this interpreter (requirements.lock pins it)."""
-    return str(Path(sys.executable).with_name("dvc"))
-
-
 def _use_this_environment() -> None:
     """Put this interpreter's folder first on PATH, as `make` does, so that the stages' own
     `python -m stages...` commands run in the same environment as the tool."""
@@ -272,7 +269,7 @@ def run_unit(root: Path, name: str, pull: bool, push: bool) -> None:
     _use_this_environment()
     command = ["repro", *(["--pull"] if pull else []), unit.target]
     print(f"unit {unit.name}: dvc {' '.join(command)}", flush=True)
-    built = subprocess.run([_dvc(), *command], cwd=root)
+    built = subprocess.run([dvc(), *command], cwd=root)
     if built.returncode != 0:
         raise UnitsError(
             f"unit {unit.name}: dvc {' '.join(command)} failed (exit code {built.returncode}); "
@@ -292,7 +289,7 @@ def run_unit(root: Path, name: str, pull: bool, push: bool) -> None:
     # machine needs both, the entry to find a stage's outputs and the outputs to check out.
     print(f"unit {unit.name}: dvc push --run-cache to remote {remote!r}", flush=True)
     pushed = subprocess.run(
-        [_dvc(), "push", "--run-cache", *unit.stages], cwd=root, capture_output=True, text=True
+        [dvc(), "push", "--run-cache", *unit.stages], cwd=root, capture_output=True, text=True
     )
     if pushed.returncode != 0:
         said = [line for line in pushed.stderr.splitlines() if line.startswith("ERROR")]
