@@ -9,8 +9,8 @@ Reads:  --metrics, --settings (what the lesson's model trained with), --history,
         --figures (their names), --comparison (the variations' scores), --variant-reports
         (each variation's settings), --raw and --model (their digests); params `prepare` and
         `render`, the sections a lesson may quote, which their own stages check;
-        `course.instructor_only`, the variations whose settings only the answer key shows
-        (a name that is not a variation of this build is ignored).
+        `variants`, for the variations marked `instructor_only: true`, whose settings only
+        the instructor's outputs show.
 Writes: --values, one JSON file.
 """
 
@@ -28,16 +28,11 @@ import pandas as pd
 
 from stages import artifacts, cli, config, names
 
-
-def variant_names(value: Any) -> str | None:
-    ok = isinstance(value, list) and all(names.is_variation(name) for name in value)
-    return None if ok else "is not a list of variation names, such as [assignment] or []"
-
-
-# The course's own settings, which this stage checks, and the sections a lesson may quote,
-# which their own stages (prepare, render) check and which run before this one.
+# The variations (for who may see each: its variant_settings stage checks the flag), and the
+# sections a lesson may quote, which their own stages (prepare, render) check and which run
+# before this one.
 SETTINGS = {
-    "course.instructor_only": variant_names,
+    "variants": names.variants_section,
     "prepare": config.section,
     "render": config.section,
 }
@@ -269,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model,
         args.values,
         params={name: settings[name] for name in ("prepare", "render")},
-        instructor_only=settings["course.instructor_only"],
+        instructor_only=names.instructor_only(settings["variants"]),
     )
 
 

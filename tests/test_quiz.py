@@ -180,9 +180,9 @@ def test_students_get_no_solution_cells_and_the_instructor_no_stubs():
         return [part.text for part in lesson.parse(filled, "lesson.md") if part.kind == "code"]
 
     assert code(text) == ["x = 1\n", "x = 2\n", "raise NotImplementedError\n"]
-    student = audience.for_students(text)
+    student = audience.for_students(text, "lesson.md")
     assert "secret" not in student  # Blanked before any value is filled in...
     assert student.count("\n") == text.count("\n")  # ...line for line.
     assert lesson.fill(student, {}, "lesson.md")  # So a student's fill never needs it.
     assert code(student) == ["x = 1\n", "raise NotImplementedError\n"]
-    assert code(audience.for_the_instructor(text)) == ["x = 1\n", "x = 2\n"]
+    assert code(audience.for_the_instructor(text, "lesson.md")) == ["x = 1\n", "x = 2\n"]
