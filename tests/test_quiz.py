@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import audience, lesson, quiz
+from stages import audience, lesson, notebooks, quiz
 from tests.helpers import ROOT
 
 VALUES = {
@@ -219,6 +219,11 @@ def test_choices_that_quote_values_reach_the_notebooks_filled_in(tmp_path):
     assert question.choice_sources == ["101,770", "cnn", "10"]
     assert question.choices == ["101,770", "cnn", "10"]
     assert question.right == [0]  # The computed answer is matched with the filled choice.
+    template = (ROOT / "stages/templates/notebook.md.j2").read_text(encoding="utf-8")
+    for instructor in (False, True):
+        shown = notebooks.sections(template, {"settings": {}}, [question], instructor).quiz()
+        assert "{{" not in shown and "   - cnn\n" in shown
+    assert "   - 101,770 **(right)**\n" in shown  # The instructor's notebook marks it.
 
 
 def test_equal_computed_choices_are_shown_once_and_right_if_any_copy_is(tmp_path):
