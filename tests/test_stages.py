@@ -340,6 +340,10 @@ def test_the_hardest_digit_is_one_with_test_images_in_a_small_test_set():
     )
     assert 8 not in found["most_confused_digit"]["digits"]  # A tie at 0 mistakes.
     assert found["hardest_digit"] == {"digit": 0, "recall": 1.0}
+    table = summary.per_digit_table(matrix, per_class)
+    assert list(table["digit"]) == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+    assert list(table["right"]) == [3, 3, 1, 1, 3, 1, 1, 2, 4]
+    assert table.loc[table["digit"] == 5, "recall"].item() == "50.00%"
 
 
 def test_predictions_table_takes_the_most_probable_digit():
