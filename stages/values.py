@@ -77,10 +77,17 @@ def versions() -> dict[str, str]:
 def confusion_values(matrix: np.ndarray, per_class: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     """The mistakes a lesson talks about: the pairs most often confused, the digit most often
     read as another (the confusion matrix's row with the largest sum off the diagonal; every
-    tied digit in `digits`), and the digits the model reads best and worst (by recall)."""
+    tied digit in `digits`), and the digits the model reads best and worst (by recall).
+
+    A small test set (`prepare.test_size: 20`) may hold no image of some digit: its recall is
+    undefined (evaluate writes 0), so it is left out of the best, the worst, the most confused
+    (in a tie at 0 mistakes) and the rows per digit. The test set has at least one image, so
+    some digit always remains."""
     wrong_by_digit = matrix.sum(axis=1) - np.diag(matrix)
     most = int(wrong_by_digit.max())
-    tied = [int(digit) for digit in np.flatnonzero(wrong_by_digit == most)]
+    shown = matrix.sum(axis=1) > 0
+    tied = [int(digit) for digit in np.flatnonzero((wrong_by_digit == most) & shown)]
+    per_class = per_class[per_class["support"] > 0]
     recall = per_class.set_index("digit")["recall"]
     pair_list = [
         {"true": int(row.true), "predicted": int(row.predicted), "count": int(row.count)}
