@@ -210,19 +210,21 @@ def fingerprint(train_set: Path, test_set: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     train_images, train_labels, test_images = read_inputs(train_set, test_set)
+    networks = {
+        name: network_fingerprints(name, train_images, train_labels, test_images)
+        for name in NETWORKS
+    }
     return {
         "cpu": cpu_description(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        # As the trainings ran, after stages.repeatable set them up.
         "settings": tensorflow_settings(),
         "images": len(train_images),
         "test_images": len(test_images),
         "data": digest(np.concatenate([np.ravel(train_images), np.ravel(test_images)]))
         + digest(train_labels),
-        "networks": {
-            name: network_fingerprints(name, train_images, train_labels, test_images)
-            for name in NETWORKS
-        },
+        "networks": networks,
     }
 
 
@@ -328,9 +330,9 @@ def probe(train_set: Path, test_set: Path, folder: Path) -> None:
 
     Raises ProbeError when a stored file of the same inputs holds other fingerprints.
     """
+    stored = read_stored(folder)
     run = fingerprint(train_set, test_set)
     print("\n".join(report(run)))
-    stored = read_stored(folder)
     print(store(run, folder, stored))
     lines, differing = compare(run, stored)
     print("\n".join(lines) if lines else f"no other fingerprints in {folder} to compare with")
