@@ -9,6 +9,7 @@ The comparison, the naming and the storing are also checked on their own, withou
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import artifacts, repeatable
+from stages import artifacts, model, repeatable
 from tests.helpers import ROOT, run
 from tools import probe
 
@@ -305,3 +306,30 @@ def test_a_training_keeps_its_square_roots_and_divisions_exact():
     y = rng.random(100_000, dtype=np.float32) * np.float32(1e-3) + np.float32(1e-7)
     traced = tf.function(lambda a, b: a / tf.sqrt(b))(tf.constant(x), tf.constant(y))
     assert np.array_equal(traced.numpy(), x / np.sqrt(y))
+
+
+def test_the_probes_networks_are_the_lessons_and_the_assignments_of_params_yaml():
+    """The fingerprints stand for the lesson and the assignment only while these agree; a new
+    setting in params.yaml needs the probe changed and every CPU measured again."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assignment = params["variants"]["assignment"]
+    lesson_model, lesson_train = params["model"], params["train"]
+    architecture, augmentation, optimizer = probe.NETWORKS["lesson"]
+    assert architecture == {key: lesson_model[key] for key in architecture}
+    assert (augmentation, optimizer) == ({}, lesson_train["optimizer"])
+    architecture, augmentation, optimizer = probe.NETWORKS["assignment"]
+    assert architecture == {
+        key: {**lesson_model, **assignment["model"]}[key] for key in architecture
+    }
+    assert augmentation == assignment["train"]["augmentation"]
+    assert optimizer == assignment["train"]["optimizer"]
+    assert probe.NETWORKS["deep_no_aug"] == (architecture, {}, optimizer)
+    assert probe.NETWORKS["lesson_with_aug"] == (probe.NETWORKS["lesson"][0], augmentation, "adam")
+    assert lesson_train["seed"] == probe.SEED
+    assert lesson_train["learning_rate"] == probe.LEARNING_RATE
+    assert lesson_train["batch_size"] == probe.BATCH
+    # The probe leaves the LeakyReLU slope to build_model's default.
+    slope = inspect.signature(model.build_model).parameters["leaky_relu_slope"].default
+    assert slope == {**lesson_model, **assignment["model"]}["leaky_relu_slope"]
