@@ -32,7 +32,9 @@ def answer_key(
     style: str,
 ) -> str:
     answered = quiz.answer(questions, values, quiz_path)
-    plan = lesson.markdown().render(lesson.fill(plan_text, values, plan_path))
+    filled = lesson.fill(plan_text, values, plan_path)
+    lesson.check_fences(filled, plan_path)
+    plan = lesson.markdown().render(filled)
     models = {"lesson": values["lesson"], **values["variants"]}
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters.update(lesson.FILTERS)
@@ -62,11 +64,11 @@ def key(
     text = answer_key(
         questions=quiz.load(quiz_path),
         quiz_path=quiz_path,
-        plan_text=Path(plan_path).read_text(),
+        plan_text=lesson.read_course_text(plan_path),
         plan_path=plan_path,
-        values=json.loads(Path(values_path).read_text()),
-        template=Path(template).read_text(),
-        style=Path(style).read_text(),
+        values=json.loads(Path(values_path).read_text(encoding="utf-8")),
+        template=Path(template).read_text(encoding="utf-8"),
+        style=Path(style).read_text(encoding="utf-8"),
     )
     artifacts.write_text(key_path, text)
     print(f"answer_key: {key_path} ({len(text.encode()) / 2**10:.0f} KiB, for the instructor)")

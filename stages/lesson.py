@@ -2,9 +2,14 @@
 build.
 
 `fill` puts the build's values into the text with Jinja2, strictly: a name that is not in the
-values file stops the build with the file, the line and the nearest known names. `parse` reads
-the filled text with markdown-it-py into the parts a renderer lays out: HTML, code cells,
-figures by name, and the places of the page's built-in sections. Nothing here writes a file.
+values file stops the build with the file, the line and the nearest known names. The text is
+filled in Jinja2's sandbox, with no loader and no globals: a lesson may quote values, test them
+and loop over them, and reach nothing else (no include or import, no Python attributes). `parse`
+reads the filled text with markdown-it-py into the parts a renderer lays out: HTML, code cells,
+figures by name, and the places of the page's built-in sections; a fence left open stops it at
+the line where it opened. `read_course_text` is how every stage reads an author's file (lesson,
+quiz, plan): what is not a UTF-8 text file stops the build in one line naming it. Nothing here
+writes a file.
 
 The lesson's syntax, for authors, is in docs/lesson.md.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +28,8 @@ from typing import Any
 
 import jinja2
 import yaml
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
@@ -34,6 +42,40 @@ class LessonError(StageError):
     def __init__(self, path: Path | str, line: int | None, message: str):
         where = f"{path}:{line}" if line else f"{path}"
         super().__init__(f"{where}: {message}")
+
+
+# The author's files ------------------------------------------------------------------------
+
+
+def read_course_text(path: Path | str) -> str:
+    """The text of an author's file (the lesson, the quiz, the plan), read as UTF-8.
+
+    Whatever else is found there stops the build with one line naming the file: no file, a
+    folder, bytes that are not UTF-8 text (named by line), a NUL character (binary data; the
+    lesson's line marks use control characters too). A byte-order mark, which some Windows
+    editors write, is dropped.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LessonError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise LessonError(path, None, "is a folder, not a text file") from None
+    except OSError as error:
+        raise LessonError(path, None, f"cannot be read ({error.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start]
+        raise LessonError(
+            path, line, f"is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise LessonError(path, line, "is not text: it holds a NUL character (binary data?)")
+    return text.removeprefix("\ufeff")
 
 
 # Values as the lesson sees them -----------------------------------------------------------
@@ -75,6 +117,8 @@ class _Unknown(jinja2.StrictUndefined):
 
     @property
     def _undefined_message(self) -> str:
+        if self._undefined_exception is SecurityError and self._undefined_hint:
+            return self._undefined_hint  # The sandbox's own words: which attribute, of what.
         parent, name = self._undefined_obj, self._undefined_name or "?"
         if isinstance(parent, Values) and parent.name:
             return f"{parent.name}.{name}"
@@ -88,8 +132,35 @@ def _known(value: Any) -> Any:
     return value
 
 
-class _Environment(jinja2.Environment):
-    """Dotted names look up the values file's keys only, never a dict's methods."""
+# The longest text or list `*` may make, and the most bits `**` may give: a lesson quotes
+# numbers, and an expression that would fill the memory or run for hours is a mistake.
+LONGEST = 100_000
+MOST_BITS = 4_096
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox (no Python attributes, nothing changed in place) in which dotted names
+    look up the values file's keys only, never a dict's methods, and `*` and `**` stay small."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        sequences = (str, list, tuple)
+        if operator == "*" and isinstance(left, sequences) != isinstance(right, sequences):
+            sequence, times = (left, right) if isinstance(left, sequences) else (right, left)
+            if isinstance(times, int) and len(sequence) * times > LONGEST:
+                raise SecurityError(f"`*` would make {len(sequence) * times:,} items")
+        integers = isinstance(left, int) and isinstance(right, int)
+        if (
+            operator == "**"
+            and integers
+            and abs(left) > 1
+            and right * left.bit_length() > MOST_BITS
+        ):
+            raise SecurityError(f"{left} ** {right} is too large a number")
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("`%` formatting of a text; use a filter (docs/values.md)")
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -104,14 +175,31 @@ class _Environment(jinja2.Environment):
         return super().getitem(obj, argument)
 
 
+class NotFinite(ValueError):
+    """A number that is NaN or infinite: no text or answer may quote one."""
+
+
+def finite(value: Any) -> Any:
+    """The value, unless it is a number that is not finite (or holds one), which stops here."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotFinite(f"{value} is not a finite number")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            finite(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            finite(item)
+    return value
+
+
 def percent(value: float, digits: int = 2) -> str:
     """0.9761 -> '97.61%'."""
-    return f"{float(_known(value)) * 100:.{digits}f}%"
+    return f"{finite(float(_known(value))) * 100:.{digits}f}%"
 
 
 def thousands(value: float) -> str:
     """101770 -> '101,770'."""
-    return f"{_known(value):,}"
+    return f"{finite(_known(value)):,}"
 
 
 def python_literal(value: Any) -> str:
@@ -131,11 +219,34 @@ def plain(value: Any) -> Any:
 FILTERS = {"percent": percent, "thousands": thousands, "py": python_literal}
 
 
-def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
-    """Jinja2 as lessons use it: strict names, the documented filters."""
-    found = _Environment(undefined=_Unknown, keep_trailing_newline=True, loader=loader)
+def _shown(value: Any) -> Any:
+    """What a `{{ }}` prints: any value but a number that is not finite."""
+    return finite(value) if isinstance(value, float) else value
+
+
+def environment() -> jinja2.Environment:
+    """Jinja2 as lessons use it: the sandbox with no loader and no globals (no range, no
+    lipsum, no cycler), strict names, the documented filters."""
+    found = _Environment(undefined=_Unknown, keep_trailing_newline=True, finalize=_shown)
+    found.globals.clear()
     found.filters.update(FILTERS)
     return found
+
+
+def misspelt_filter(error: Exception) -> str | None:
+    """The message for Jinja's "No filter named ..." error, naming the nearest filter."""
+    unknown = _NO_FILTER.search(str(error))
+    return unknown_filter_message(unknown.group(1)) if unknown else None
+
+
+_NO_FILTER = re.compile(r"No filter named '([^']*)'")
+
+
+def unknown_filter_message(name: str) -> str:
+    known = sorted(FILTERS) + sorted(set(environment().filters) - set(FILTERS))
+    guess = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {guess[0]}?" if guess else f"; the build's: {', '.join(FILTERS)}"
+    return f"unknown filter {name}{hint}"
 
 
 def unknown_value_message(name: str, values: Mapping[str, Any]) -> str:
@@ -187,20 +298,55 @@ def fill(source: str, values: Mapping[str, Any], path: Path | str) -> Filled:
     return result
 
 
+# Statements that would bring in another file: a lesson is filled from the values alone.
+_OUTSIDE = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from ... import",
+    nodes.Extends: "extends",
+}
+
+
 def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
-    # The file's name goes with its text, so that Jinja's traceback names its lines.
-    jinja = environment(jinja2.FunctionLoader(lambda name: (source, str(path), lambda: True)))
+    jinja, name = environment(), str(path)
     try:
-        template = jinja.get_template(str(path))
+        tree = jinja.parse(source, name=name, filename=name)
+        for node in tree.find_all(tuple(_OUTSIDE)):
+            raise LessonError(
+                path,
+                node.lineno,
+                f"{{% {_OUTSIDE[type(node)]} %}} is not allowed: a lesson is filled from the "
+                "values file alone (values, {% if %} and {% for %})",
+            )
+        # A misspelt filter in a branch this build does not take is still a misspelling.
+        for node in tree.find_all(nodes.Filter):
+            if node.name not in jinja.filters:
+                raise LessonError(path, node.lineno, unknown_filter_message(node.name))
+        # Compiled with the file's name, so that the frames of Jinja's traceback name its
+        # lines (_template_line).
+        code = jinja.compile(tree, name=name, filename=name)
+        template = jinja.template_class.from_code(jinja, code, jinja.make_globals(None))
         return template.render(Values(values))
-    except jinja2.TemplateSyntaxError as error:
-        message = f"not a valid {{{{ }}}} or {{% %}}: {error.message}"
-        raise LessonError(path, error.lineno, message) from None
-    except jinja2.UndefinedError as error:
-        line = _template_line(error, str(path))
-        raise LessonError(path, line, unknown_value_message(str(error), values)) from None
+    except (jinja2.TemplateSyntaxError, jinja2.TemplateRuntimeError) as error:
+        line = getattr(error, "lineno", None) or _template_line(error, name)
+        if misspelt_filter(error):
+            raise LessonError(path, line, misspelt_filter(error)) from None
+        if isinstance(error, SecurityError):
+            why = str(error).rstrip(".")
+            message = f"reaches outside the values file ({why}); a lesson quotes values only"
+            raise LessonError(path, line, message) from None
+        if isinstance(error, jinja2.UndefinedError):
+            raise LessonError(path, line, unknown_value_message(str(error), values)) from None
+        message = f"not a valid {{{{ }}}} or {{% %}}: {getattr(error, 'message', error)}"
+        raise LessonError(path, line, message) from None
+    except NotFinite as error:
+        line = _template_line(error, name)
+        raise LessonError(path, line, f"a value is not a number to show ({error})") from None
+    except RecursionError:
+        message = "a {% macro %} calls itself without end, or values nest too deeply"
+        raise LessonError(path, None, message) from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as error:
-        line = _template_line(error, str(path))
+        line = _template_line(error, name)
         raise LessonError(path, line, f"a value cannot be shown so ({error})") from None
 
 
@@ -254,11 +400,70 @@ class Mistake(Exception):
         self.line = line
 
 
+def _located(text: str, path: Path | str, mistake: Mistake) -> LessonError:
+    line = text.source_line(mistake.line) if isinstance(text, Filled) else mistake.line
+    return LessonError(path, line, str(mistake))
+
+
+def check_fences(text: str, path: Path | str) -> list[Any]:
+    """The text's Markdown tokens, once every fence in it (and its front matter) is closed;
+    a fence left open is named at the line where it opened."""
+    tokens = markdown().parse(text)
+    lines = text.splitlines()
+    try:
+        if (
+            lines
+            and lines[0].rstrip() == "---"
+            and not any(token.type == "front_matter" for token in tokens)
+        ):
+            raise Mistake(1, "the front matter opened here is never closed: end it with ---")
+        for token in tokens:
+            if token.type == "fence":
+                _check_closed(token, lines)
+    except Mistake as mistake:
+        raise _located(text, path, mistake) from None
+    return tokens
+
+
+# A line that opens a directive's fence, and a Markdown heading (ATX, `# Title`).
+_OPENER = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*\{")
+_HEADING = re.compile(r" {0,3}#{1,6}([ \t]|$)")
+
+
+def _check_closed(token: Any, lines: list[str]) -> None:
+    """A fence left open runs on until the next closing fence (another cell's) or the end of
+    the file, swallowing what lies between. What it holds then gives it away: a line that
+    opens a directive, or, in a figure's or another directive's text, a Markdown heading (in
+    code, `# ...` is a Python comment, so a code cell or plain code block is not judged by it)."""
+    line = token.map[0] + 1
+    info = token.info.strip()
+    kind = (
+        info.split()[0]
+        if info.startswith("{")
+        else f"{token.markup}{info.split()[0] if info else ''}"
+    )
+    closing = lines[token.map[1] - 1].strip() if token.map[1] - 1 > token.map[0] else ""
+    if not (closing.startswith(token.markup[0] * len(token.markup)) and set(closing) <= set("`~")):
+        raise Mistake(line, f"the {kind} fence opened here is never closed")
+    is_code = not info.startswith("{") or info.startswith("{code-cell}")
+    for inside in lines[token.map[0] + 1 : token.map[1] - 1]:
+        if _OPENER.match(inside) or (not is_code and _HEADING.match(inside)):
+            raise Mistake(
+                line,
+                f"the {kind} fence opened here is never closed: it runs on into "
+                f"{_clipped(inside.strip())!r}",
+            )
+
+
+def _clipped(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def parse(text: str, path: Path | str, figures: Mapping[str, Any] = ()) -> list[Part]:
     """The filled lesson as parts; `figures` are the names a figure may have. A mistake is
     named with the line of the author's file it is on."""
     parser = markdown()
-    tokens = parser.parse(text)
+    tokens = check_fences(text, path)
     lines = text.splitlines()
     parts: list[Part] = []
     pending: list[Any] = []
@@ -278,17 +483,13 @@ def parse(text: str, path: Path | str, figures: Mapping[str, Any] = ()) -> list[
         try:
             parts.append(_directive(token, lines, figures))
         except Mistake as mistake:
-            line = text.source_line(mistake.line) if isinstance(text, Filled) else mistake.line
-            raise LessonError(path, line, str(mistake)) from None
+            raise _located(text, path, mistake) from None
     flush()
     return parts
 
 
 def _directive(token: Any, lines: list[str], figures: Any) -> Part:
     line = token.map[0] + 1
-    closing = lines[token.map[1] - 1].strip() if token.map[1] - 1 > token.map[0] else ""
-    if not (closing.startswith(token.markup[0] * len(token.markup)) and set(closing) <= set("`~")):
-        raise Mistake(line, f"the {token.info.split()[0]} fence opened here is never closed")
     info = token.info.strip()
     if "}" not in info:
         raise Mistake(line, f"malformed directive {info!r}: expected {{name}} argument")
@@ -308,6 +509,8 @@ def _directive(token: Any, lines: list[str], figures: Any) -> Part:
     if name == "build":
         if argument not in BUILT_IN:
             raise Mistake(line, f"unknown section {argument!r}; known: {', '.join(BUILT_IN)}")
+        if body.strip():
+            raise Mistake(line, f"the {{build}} {argument} fence holds text; it takes none")
         return Part("build", name=argument, line=line)
     raise Mistake(
         line, f"unknown directive {{{name}}}; known: {{code-cell}}, {{figure}}, {{build}}"
@@ -351,4 +554,4 @@ def code_cells(parts: list[Part]) -> Iterator[Part]:
 
 
 def read_values(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -184,7 +184,7 @@ def write_notebook(
 ) -> None:
     instructor = audience_name == "instructor"
     made = notebook(
-        Path(lesson_path).read_text(encoding="utf-8"),
+        lesson.read_course_text(lesson_path),
         lesson_path,
         values=json.loads(Path(values_path).read_text(encoding="utf-8")),
         questions=quiz.load(quiz_path),

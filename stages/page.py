@@ -134,7 +134,7 @@ def page(
         variant_reports=variant_reports,
     )
     text = build_page(
-        lesson_text=Path(lesson_path).read_text(encoding="utf-8"),
+        lesson_text=lesson.read_course_text(lesson_path),
         lesson_path=lesson_path,
         questions=quiz.load(quiz_path),
         quiz_path=quiz_path,

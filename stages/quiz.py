@@ -101,14 +101,15 @@ class QuizLoader(yaml.SafeLoader):
 
 def load(path: Path) -> list[dict[str, Any]]:
     """The questions of the quiz file, checked for their form (not yet for their answers)."""
+    text = lesson.read_course_text(path)
     try:
-        tree = yaml.load(Path(path).read_text(), Loader=QuizLoader)
-    except FileNotFoundError:
-        raise QuizError(path, None, "file not found") from None
+        tree = yaml.load(text, Loader=QuizLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise QuizError(path, None, f"not valid YAML{where}") from None
+    except RecursionError:
+        raise QuizError(path, None, "not a quiz: its YAML nests too deeply") from None
     questions = tree.get("questions") if isinstance(tree, Mapping) else None
     if not isinstance(questions, list) or not questions:
         raise QuizError(path, None, "expected `questions:`, a list of questions")
@@ -124,7 +125,7 @@ def load(path: Path) -> list[dict[str, Any]]:
 def _check_form(entry: Any, path: Path | str, number: int) -> None:
     if not isinstance(entry, Mapping):
         raise QuizError(path, number, "is not a mapping of topic, question, explanation, ...")
-    unknown = sorted(set(entry) - KEYS)
+    unknown = sorted(str(key) for key in set(entry) - KEYS)
     if unknown:
         raise QuizError(
             path, number, f"unknown key {unknown[0]}; allowed: {', '.join(sorted(KEYS))}"
@@ -164,9 +165,14 @@ def _check_form(entry: Any, path: Path | str, number: int) -> None:
             )
     tolerance = entry.get("tolerance", 0)
     if "number" in entry and not (
-        isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and tolerance >= 0
+        isinstance(tolerance, (int, float))
+        and not isinstance(tolerance, bool)
+        and math.isfinite(tolerance)
+        and tolerance >= 0
     ):
-        raise QuizError(path, number, f"tolerance {tolerance!r} is not a number of at least 0")
+        raise QuizError(
+            path, number, f"tolerance {tolerance!r} is not a finite number of at least 0"
+        )
     if not isinstance(entry.get("optional", False), bool):
         raise QuizError(path, number, "optional must be true or false")
 
@@ -276,13 +282,23 @@ def _evaluate(expression: str, values: Mapping[str, Any], path: Any, number: int
         result = compiled(**lesson.Values(values))
         if isinstance(result, jinja2.Undefined):
             result._fail_with_undefined_error()
-        return lesson.plain(result)
+        return lesson.finite(lesson.plain(result))
+    except lesson.NotFinite as error:
+        raise QuizError(path, number, f"{expression!r} gives {error}") from None
     except jinja2.TemplateSyntaxError as error:
+        if lesson.misspelt_filter(error):
+            raise QuizError(path, number, lesson.misspelt_filter(error)) from None
         raise QuizError(
             path, number, f"{expression!r} is not an expression ({error.message})"
         ) from None
     except jinja2.UndefinedError as error:
         raise QuizError(path, number, lesson.unknown_value_message(str(error), values)) from None
+    except jinja2.TemplateError as error:
+        # The sandbox's refusals: an attribute or a size outside what a quiz may compute.
+        why = str(error).rstrip(".")
+        raise QuizError(
+            path, number, f"{expression!r} reaches outside the values ({why})"
+        ) from None
     except (TypeError, ValueError, ArithmeticError) as error:
         raise NotComputable(f"{expression!r}: {error}") from None
 
