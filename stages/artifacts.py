@@ -1,14 +1,18 @@
 """Writing outputs: atomically, and so that equal content gives equal bytes.
 
-Every writer here fills a temporary file beside the destination and renames it into place
-only when it is complete, so a run that is interrupted or fails leaves the old file or no
-file, never half of one. Formats that would embed the time of writing (zip archives) are
-written with a fixed timestamp, so rebuilding with the same params gives the same bytes and
-DVC sees no change.
+Every writer here fills a temporary file and renames it into place only when it is complete,
+so a run that is interrupted or fails leaves the old file or no file, never half of one. In a
+DVC project the temporary lives in .dvc/tmp/partial (same filesystem, so the rename is
+atomic), not beside the destination: a folder another stage reads whole (reports/variants,
+models/variants) never holds a killed stage's leftover, which would change its hash.
+
+Formats that would embed the time of writing (zip archives) are written with a fixed
+timestamp, so rebuilding with the same params gives the same bytes and DVC sees no change.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -25,15 +29,42 @@ import numpy as np
 # The earliest time a zip entry can carry; used for every entry so archives repeat exactly.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644
+# Where temporaries go in a DVC project: git and DVC ignore .dvc/tmp, and no stage reads it.
+PARTIAL = Path(".dvc/tmp/partial")
+
+
+def scratch(dest: Path) -> tuple[Path, str]:
+    """The folder the temporaries for `dest` are made in, and the name they start with.
+
+    In a DVC project (the nearest folder above `dest` holding .dvc) that is .dvc/tmp/partial,
+    named after `dest`'s path in the project; elsewhere, or when .dvc/tmp is on another
+    filesystem than `dest` (a rename across filesystems is a copy, not atomic), beside
+    `dest`, named after it. `dest`'s folder must exist.
+    """
+    dest = Path(dest).absolute()
+    for root in dest.parents:
+        if (root / ".dvc").is_dir():
+            folder = root / PARTIAL
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.stat().st_dev == dest.parent.stat().st_dev:
+                return folder, "." + "+".join(dest.relative_to(root).parts)
+            break
+    return dest.parent, f".{dest.name}"
 
 
 @contextmanager
 def atomic_file(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `dest`; rename it to `dest` if the block succeeds."""
+    """Yield a temporary path (see `scratch`); rename it to `dest` if the block succeeds."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    folder, prefix = scratch(dest)
+    if folder != dest.absolute().parent:
+        # What a killed writer of `dest` left (a model can be large) goes now; DVC runs one
+        # stage at a time on an output, so no other writer of `dest` is running.
+        for leftover in folder.glob(f"{glob.escape(prefix)}.partial-*"):
+            leftover.unlink(missing_ok=True)
     # Keep the destination's suffix: Keras, numpy and matplotlib choose the format by it.
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f"{prefix}.partial-", suffix=dest.suffix)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -47,15 +78,15 @@ def atomic_file(dest: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `dest`; it replaces `dest` if the block succeeds.
+    """Yield a temporary folder (see `scratch`); it replaces `dest` if the block succeeds.
 
     What a crash leaves (a killed process, a machine that stops):
     - before the new folder is complete, or after it is in place: the old folder, or the new
       one, under `dest`;
     - between the two renames that swap them (a few microseconds): no `dest`, the old folder
-      as `.<name>.old-*` and the new one as `.<name>.new-*` beside it;
-    - in every case, possibly `.<name>.new-*` or `.<name>.old-*` folders beside `dest`,
-      which the next call for `dest` deletes before it starts.
+      as `.<name>.old-*` and the new one as `.<name>.new-*` in the scratch folder;
+    - in every case, possibly `.<name>.new-*` or `.<name>.old-*` folders in the scratch
+      folder, which the next call for `dest` deletes before it starts.
     An exception in the block (a failed stage, Ctrl-C) leaves the old folder and nothing
     else. (Linux cannot swap two folders in one rename from Python's standard library.)
     """
@@ -63,8 +94,9 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     for leftover in leftovers(dest):
         shutil.rmtree(leftover, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
-    old = dest.parent / f".{dest.name}.old-{tmp.name.rpartition('-')[2]}"
+    folder, prefix = scratch(dest)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f"{prefix}.new-"))
+    old = folder / f"{prefix}.old-{tmp.name.rpartition('-')[2]}"
     try:
         yield tmp
         tmp.chmod(0o755)
@@ -80,9 +112,15 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
 
 
 def leftovers(dest: Path) -> list[Path]:
-    """The temporary folders an interrupted atomic_dir(dest) may have left beside `dest`."""
+    """The temporary folders an interrupted atomic_dir(dest) may have left (see `scratch`)."""
     dest = Path(dest)
-    found = [*dest.parent.glob(f".{dest.name}.new-*"), *dest.parent.glob(f".{dest.name}.old-*")]
+    if not dest.parent.is_dir():
+        return []
+    folder, prefix = scratch(dest)
+    found = [
+        *folder.glob(f"{glob.escape(prefix)}.new-*"),
+        *folder.glob(f"{glob.escape(prefix)}.old-*"),
+    ]
     return sorted(path for path in found if path.is_dir())
 
 
@@ -115,12 +153,12 @@ def write_npy(dest: Path, array: np.ndarray) -> None:
 
 def write_json(dest: Path, data: Any) -> None:
     with atomic_file(dest) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_text(dest: Path, text: str) -> None:
     with atomic_file(dest) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 # Figures are drawn at this many dots per inch. PNG metadata would otherwise name the

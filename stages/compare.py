@@ -92,8 +92,8 @@ def curves_figure(curves: pd.DataFrame, order: list[str]) -> Figure:
 
 
 def read_variant(folder: Path) -> tuple[dict, dict, pd.DataFrame]:
-    settings = json.loads((folder / "settings.json").read_text())
-    metrics = json.loads((folder / "metrics.json").read_text())
+    settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     return settings, metrics, pd.read_csv(folder / "history.csv")
 
 
@@ -126,7 +126,8 @@ def compare(
         for name in remove_others(folder, names):
             print(f"compare: removed {Path(folder) / name}: the variation {name} is gone")
     histories = {LESSON: pd.read_csv(history_path)}
-    rows = [row(LESSON, describe({}), json.loads(metrics_path.read_text()), histories[LESSON])]
+    lesson_metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    rows = [row(LESSON, describe({}), lesson_metrics, histories[LESSON])]
     for name in names:
         settings, metrics, history = read_variant(variant_reports / name)
         histories[name] = history

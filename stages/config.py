@@ -193,7 +193,7 @@ def read_yaml(path: Path) -> Any:
     """params.yaml, or a settings file a stage wrote (JSON, which YAML reads too)."""
     kind = "JSON" if Path(path).suffix == ".json" else "YAML"
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found; run `dvc repro` in the project") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:

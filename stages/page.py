@@ -44,7 +44,7 @@ def read_networks(lesson_network: Path, variant_reports: Path, names: list[str])
     paths = [Path(lesson_network)]
     paths += [Path(variant_reports) / name / "network.json" for name in names]
     return [
-        {"name": name, **json.loads(path.read_text())}
+        {"name": name, **json.loads(path.read_text(encoding="utf-8"))}
         for name, path in zip(["lesson", *names], paths, strict=True)
     ]
 

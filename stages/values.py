@@ -213,8 +213,8 @@ def values(
     table = pd.read_csv(Path(comparison) / "variants.csv")
     names = list(table["variant"])[1:]
     gathered = gather(
-        metrics=json.loads(Path(metrics_path).read_text()),
-        settings=json.loads(Path(settings_path).read_text()),
+        metrics=json.loads(Path(metrics_path).read_text(encoding="utf-8")),
+        settings=json.loads(Path(settings_path).read_text(encoding="utf-8")),
         history=pd.read_csv(history_path),
         predictions=pd.read_csv(predictions_path, nrows=1),
         matrix=pd.read_csv(confusion_path).drop(columns="true").to_numpy(),
@@ -225,7 +225,9 @@ def values(
         ),
         comparison=table,
         variant_settings={
-            name: json.loads((Path(variant_reports) / name / "settings.json").read_text())
+            name: json.loads(
+                (Path(variant_reports) / name / "settings.json").read_text(encoding="utf-8")
+            )
             for name in names
         },
         params=params,

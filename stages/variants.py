@@ -14,6 +14,7 @@ Writes: --variant, the variant's settings file, JSON: {"changes": the overrides,
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,22 @@ def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[s
     return resolved
 
 
+def name_in(argv: list[str]) -> str | None:
+    """The words after --name, up to the next option: dvc.yaml's cmd puts a name in unquoted,
+    so the shell splits one with a space (`my net`) into several arguments."""
+    if "--name" not in argv:
+        return None
+    start = argv.index("--name") + 1
+    end = next((at for at in range(start, len(argv)) if argv[at].startswith("--")), len(argv))
+    return " ".join(argv[start:end]) if end > start else None
+
+
 def main(argv: list[str] | None = None) -> None:
+    # The naming rule speaks before argparse, which would only call the name's words
+    # "unrecognized arguments".
+    name = name_in(sys.argv[1:] if argv is None else argv)
+    if name is not None:
+        check_name(name)
     parser = argparse.ArgumentParser(prog="python -m stages.variants")
     parser.add_argument("--name", required=True)
     parser.add_argument("--variant", type=Path, required=True)

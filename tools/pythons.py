@@ -121,14 +121,14 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 def step(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> tuple[int, float, str]:
     """Run `command` with its output appended to `log`; its exit code, seconds and output."""
-    with log.open("a") as out:
+    with log.open("a", encoding="utf-8") as out:
         out.write(f"\n===== {' '.join(command)} (in {cwd})\n")
         out.flush()
         start = log.stat().st_size
         began = time.monotonic()
         code = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         seconds = time.monotonic() - began
-    with log.open() as written:
+    with log.open(encoding="utf-8") as written:
         written.seek(start)
         return code.returncode, seconds, written.read()
 

@@ -195,7 +195,7 @@ def committed_lock(root: Path) -> dict[str, Any]:
 
 def workspace_lock(root: Path) -> dict[str, Any]:
     path = root / LOCK_FILE
-    return _lock_stages(path.read_text() if path.exists() else None)
+    return _lock_stages(path.read_text(encoding="utf-8") if path.exists() else None)
 
 
 def _files(entries: Any) -> dict[str, Any]:
