@@ -204,7 +204,7 @@ def thousands(value: float) -> str:
 
 def python_literal(value: Any) -> str:
     """The value as Python source, for code cells: [128], 'relu', 0.001, True."""
-    return repr(plain(_known(value)))
+    return repr(finite(plain(_known(value))))
 
 
 def plain(value: Any) -> Any:
@@ -220,8 +220,8 @@ FILTERS = {"percent": percent, "thousands": thousands, "py": python_literal}
 
 
 def _shown(value: Any) -> Any:
-    """What a `{{ }}` prints: any value but a number that is not finite."""
-    return finite(value) if isinstance(value, float) else value
+    """What a `{{ }}` prints: any value but a number that is not finite, or holds one."""
+    return finite(value)
 
 
 def environment() -> jinja2.Environment:

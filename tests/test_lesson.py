@@ -148,3 +148,166 @@ def test_every_name_a_lesson_may_write_is_known():
     assert lesson.known_names(VALUES)[:4] == [
         "metrics", "metrics.test", "metrics.test.accuracy", "metrics.test.weights"
     ]  # fmt: skip
+
+
+# A fence left open mid-lesson, of each kind: it runs on to the next closing fence (another
+# cell's), swallowing a heading or a cell, and is named at the line where it opened. The
+# header is lines 1-5, the text below starts at line 6.
+REST = "## Training\n\nMore text.\n\n```{code-cell} ipython3\ny = 2\n```\n\nThe end.\n"
+UNCLOSED = [
+    ("```{figure} curves\n:alt: Curves\nThe caption.\n\n",
+     "course/lesson.md:6: the {figure} fence opened here is never closed: it runs on into "
+     "'## Training'"),
+    ("Some text.\n\n```{code-cell} ipython3\nx = 1\n\nProse, not Python.\n\n",
+     "course/lesson.md:8: the {code-cell} fence opened here is never closed: it runs on into "
+     "'```{code-cell} ipython3'"),
+    ("```{build} score\n\n",
+     "course/lesson.md:6: the {build} fence opened here is never closed: it runs on into "
+     "'## Training'"),
+    ("```{note}\nAn admonition.\n\n",
+     "course/lesson.md:6: the {note} fence opened here is never closed: it runs on into "
+     "'## Training'"),
+    ("```python\nprint(1)\n\n",
+     "course/lesson.md:6: the ```python fence opened here is never closed: it runs on into "
+     "'```{code-cell} ipython3'"),
+    # A ~~~ fence is closed by ~~~ only: this one runs on to the end of the file.
+    ("~~~{code-cell} ipython3\nx = 1\n\nProse.\n\n",
+     "course/lesson.md:6: the {code-cell} fence opened here is never closed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("opened", "message"), UNCLOSED)
+def test_a_fence_left_open_mid_lesson_is_named_where_it_opened(opened, message):
+    with pytest.raises(lesson.LessonError) as error:
+        parse(opened + REST)
+    assert str(error.value) == message
+
+
+def test_a_fence_left_open_is_found_after_jinja_blocks_on_the_authors_line():
+    source = HEADER + "{% if 'cnn' in variants %}\nCNN.\n{% endif %}\n" + UNCLOSED[0][0] + REST
+    filled = lesson.fill(source, VALUES, "course/lesson.md")
+    with pytest.raises(lesson.LessonError, match=r"^course/lesson.md:9: the \{figure\} fence"):
+        lesson.parse(filled, "course/lesson.md", figures=VALUES["figures"])
+
+
+def test_a_comment_in_a_code_cell_is_python_not_a_heading():
+    parts = parse("```{code-cell} ipython3\n# Train the network\nx = 1\n## twice\n```\n" + REST)
+    assert parts[0].text == "# Train the network\nx = 1\n## twice\n"
+
+
+def test_a_build_fence_holding_text_is_refused():
+    with pytest.raises(lesson.LessonError) as error:
+        parse("```{build} score\nWhat is this?\n```\n")
+    assert (
+        str(error.value) == "course/lesson.md:6: the {build} score fence holds text; it takes none"
+    )
+
+
+def test_front_matter_that_never_closes_is_named():
+    with pytest.raises(lesson.LessonError) as error:
+        lesson.parse("---\njupytext:\n  a: 1\n\n# Title\n", "course/lesson.md")
+    assert str(error.value) == (
+        "course/lesson.md:1: the front matter opened here is never closed: end it with ---"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a\n{{ metrics.test.accuracy | precent }}",
+         "course/lesson.md:2: unknown filter precent; did you mean percent?"),
+        ("{% if false %}{{ metrics.test.weights | thousand }}{% endif %}",
+         "course/lesson.md:1: unknown filter thousand; did you mean thousands?"),
+        ("{{ metrics.test.accuracy | zzzzzz }}",
+         "course/lesson.md:1: unknown filter zzzzzz; the build's: percent, thousands, py"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_filter_gets_the_nearest_name(text, message):
+    with pytest.raises(lesson.LessonError) as error:
+        fill(text)
+    assert str(error.value) == message
+
+
+# Statements that reach outside the values file: each stops with one line, no traceback.
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ ''.__class__ }}", "course/lesson.md:1: reaches outside the values file (access "
+         "to attribute '__class__' of 'str' object is unsafe); a lesson quotes values only"),
+        ("x\n{{ metrics.test.accuracy.__class__.__mro__ }}", "course/lesson.md:2: reaches "
+         "outside the values file (access to attribute '__class__' of 'float' object is unsafe)"),
+        ("{{ figures.append('x') }}", "course/lesson.md:1: reaches outside the values file "
+         "(access to attribute 'append' of 'list' object is unsafe)"),
+        ("{{ cycler }}", "course/lesson.md:1: unknown value cycler; docs/values.md lists"),
+        ("{{ range(10**9) | list }}", "course/lesson.md:1: unknown value range;"),
+        ("{{ lipsum() }}", "course/lesson.md:1: unknown value lipsum;"),
+        ("{{ namespace }}{{ dict(a=1) }}", "course/lesson.md:1: unknown value namespace;"),
+        ("{{ 'x' * 10**9 }}", "course/lesson.md:1: reaches outside the values file (`*` would "
+         "make 1,000,000,000 items)"),
+        ("{{ metrics.test.weights ** 100000 }}", "course/lesson.md:1: reaches outside the "
+         "values file (101770 ** 100000 is too large a number)"),
+        ("{{ '%09999999d' % 1 }}", "course/lesson.md:1: reaches outside the values file (`%` "
+         "formatting of a text"),
+        ("a\n{% include 'course/plan.md' %}", "course/lesson.md:2: {% include %} is not "
+         "allowed: a lesson is filled from the values file alone"),
+        ("{% import 'macros.j2' as m %}", "course/lesson.md:1: {% import %} is not allowed"),
+        ("{% from 'macros.j2' import m %}", "course/lesson.md:1: {% from ... import %} is not "
+         "allowed"),
+        ("{% extends 'base.md' %}", "course/lesson.md:1: {% extends %} is not allowed"),
+        ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "course/lesson.md: a {% macro %} "
+         "calls itself without end"),
+    ],
+)  # fmt: skip
+def test_jinja_that_reaches_outside_the_values_stops_in_one_line(text, message):
+    with pytest.raises(lesson.LessonError) as error:
+        fill(text)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("shown", ["{{ x }}", "{{ x | percent }}", "{{ x | thousands }}",
+                                   "{{ [1, x] | py }}", "{{ {'a': x} | py }}"])  # fmt: skip
+def test_a_number_that_is_not_finite_is_not_shown(value, shown):
+    with pytest.raises(lesson.LessonError) as error:
+        lesson.fill(f"line\n{shown}", {"x": value}, "course/lesson.md")
+    assert str(error.value).startswith("course/lesson.md:2: a value is not a number to show (")
+    assert "is not a finite number)" in str(error.value)
+
+
+def test_loops_and_conditions_over_values_still_work():
+    text = (
+        "{% for name in variants %}{{ name }} {{ variants[name].accuracy | percent(1) }}"
+        "{% endfor %}; {% set best = figures | first %}{{ best }} {{ figures | length }}"
+        " {{ metrics.test.weights * 2 }} {{ 'ab' * 2 }}"
+    )
+    assert fill(text) == "cnn 99.0%; prediction_grid 2 203540 abab"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"# Title\n\nCaf\xe9\n", "lesson.md:3: is not UTF-8 text (byte 0xe9); save the file "
+         "as UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "lesson.md:1: is not UTF-8 text (byte 0x89)"),
+        (b"text\n\x00\x01\x02", "lesson.md:2: is not text: it holds a NUL character"),
+    ],
+)  # fmt: skip
+def test_a_course_file_that_is_not_utf8_text_is_named(tmp_path, content, message):
+    (tmp_path / "lesson.md").write_bytes(content)
+    with pytest.raises(lesson.LessonError) as error:
+        lesson.read_course_text(tmp_path / "lesson.md")
+    assert str(error.value).startswith(f"{tmp_path}/{message}")
+
+
+def test_a_missing_file_or_a_folder_is_named(tmp_path):
+    with pytest.raises(lesson.LessonError, match=r"lesson.md: file not found$"):
+        lesson.read_course_text(tmp_path / "lesson.md")
+    (tmp_path / "lesson.md").mkdir()
+    with pytest.raises(lesson.LessonError, match=r"lesson.md: is a folder, not a text file$"):
+        lesson.read_course_text(tmp_path / "lesson.md")
+
+
+def test_utf8_text_reads_whatever_the_locale_and_a_byte_order_mark_is_dropped(tmp_path):
+    (tmp_path / "lesson.md").write_bytes("\ufeff# Café – 97 %\n".encode())
+    assert lesson.read_course_text(tmp_path / "lesson.md") == "# Café – 97 %\n"
