@@ -260,3 +260,77 @@ def test_a_choice_written_twice_is_refused_in_one_line(tmp_path):
     with pytest.raises(quiz.QuizError) as error:
         quiz.load(path)
     assert str(error.value) == f"{path}: question 1: choices 1 and 3 are the same text: 'a'"
+
+
+# A number that is not finite stops the build, named by question, even in an optional
+# question: optional is for a build that has no answer, not for a broken one.
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"number": "metrics.test.weights * 1e308"}, "'metrics.test.weights * 1e308' gives inf "
+         "is not a finite number"),
+        ({"number": "nan", "optional": True}, "'nan' gives nan is not a finite number"),
+        ({"choices_from": "[1, broken]", "answer_from": "1"}, "'[1, broken]' gives nan is not "
+         "a finite number"),
+        ({"number": "1", "tolerance": float("inf")}, "tolerance inf is not a finite number of "
+         "at least 0"),
+    ],
+)  # fmt: skip
+def test_a_number_that_is_not_finite_stops_the_build(tmp_path, entry, message):
+    question = {"topic": "x", "question": "Q?", "explanation": "E.", **entry}
+    path = write_quiz(tmp_path, question)
+    values = {**VALUES, "nan": float("nan"), "broken": float("nan")}
+    with pytest.raises(quiz.QuizError) as error:
+        quiz.answer(quiz.load(path), values, path)
+    assert str(error.value).startswith(f"{path}: question 1: {message}")
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("''.__class__", "reaches outside the values (access to attribute '__class__' of 'str'"),
+        ("models.append('x')", "reaches outside the values (access to attribute 'append'"),
+        ("range(10**9) | list", "unknown value range;"),
+        ("cycler", "unknown value cycler;"),
+        ("'x' * 10**9", "reaches outside the values (`*` would make 1,000,000,000 items)"),
+        ("metrics.test.accuracy | precent", "unknown filter precent; did you mean percent?"),
+    ],
+)  # fmt: skip
+def test_a_computed_answer_reaching_outside_the_values_is_one_line(tmp_path, expression, message):
+    question = {"topic": "x", "question": "Q?", "explanation": "E.", "number": expression}
+    path = write_quiz(tmp_path, question)
+    with pytest.raises(quiz.QuizError) as error:
+        quiz.answer(quiz.load(path), VALUES, path)
+    if message.startswith("reaches"):
+        message = f"{expression!r} {message}"
+    assert str(error.value).startswith(f"{path}: question 1: {message}")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"questions:\n  - topic: caf\xe9\n", "quiz.yaml:2: is not UTF-8 text (byte 0xe9)"),
+        (b"questions: []\x00", "quiz.yaml:1: is not text: it holds a NUL character"),
+        (b"[" * 5000, "quiz.yaml: not a quiz: its YAML nests too deeply"),
+        (b"questions:\n  - {topic: a, 1: b, hint: c}\n",
+         "quiz.yaml: question 1: unknown key 1; allowed"),
+        (b"", "quiz.yaml: expected `questions:`, a list of questions"),
+        (b"42\n", "quiz.yaml: expected `questions:`, a list of questions"),
+    ],
+)  # fmt: skip
+def test_a_quiz_file_that_is_no_quiz_is_one_line(tmp_path, content, message):
+    path = tmp_path / "quiz.yaml"
+    path.write_bytes(content)
+    with pytest.raises(quiz.QuizError if b"\xe9" not in content and b"\x00" not in content
+                       else lesson.LessonError) as error:  # fmt: skip
+        quiz.load(path)
+    assert str(error.value).startswith(f"{tmp_path}/{message}")
+
+
+def test_a_missing_quiz_or_a_folder_is_named(tmp_path):
+    with pytest.raises(lesson.LessonError, match=r"quiz.yaml: file not found$"):
+        quiz.load(tmp_path / "quiz.yaml")
+    (tmp_path / "quiz.yaml").mkdir()
+    with pytest.raises(lesson.LessonError, match=r"quiz.yaml: is a folder, not a text file$"):
+        quiz.load(tmp_path / "quiz.yaml")
