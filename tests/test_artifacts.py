@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -158,3 +161,131 @@ def test_splits_round_trip_memory_mapped(tmp_path, rng):
     assert isinstance(read_images, np.memmap)
     np.testing.assert_array_equal(read_images, images)
     np.testing.assert_array_equal(read_labels, labels)
+
+
+# A stage killed (os._exit, as SIGKILL ends it: no cleanup runs) between writing its output
+# and renaming it into place, and a writer killed in the middle of its block.
+KILLED_STAGE = """
+import os, sys
+from stages import variants
+os.replace = lambda source, target: os._exit(9)
+variants.main(sys.argv[1:])
+"""
+KILLED_WRITER = """
+import os, sys
+from stages import artifacts
+with artifacts.atomic_file(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a mod")
+    os._exit(9)
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments", "output"),
+    [
+        (KILLED_STAGE, ["--name", "cnn", "--variant", "reports/variants/cnn/settings.json"],
+         "reports/variants/cnn/settings.json"),
+        (KILLED_WRITER, ["models/variants/cnn/model.keras"], "models/variants/cnn/model.keras"),
+    ],
+)  # fmt: skip
+def test_a_killed_stage_leaves_nothing_inside_the_folders_other_stages_read(
+    tmp_path, script, arguments, output
+):
+    """reports/variants and models/variants are read whole (compare, values and page depend
+    on the folders): a leftover there would change their hash and reach the page."""
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    (project / "params.yaml").write_bytes((ROOT / "params.yaml").read_bytes())
+    for folder in ("reports/variants/cnn", "models/variants/cnn"):
+        (project / folder).mkdir(parents=True)
+        (project / folder / "README.md").write_text("kept", encoding="utf-8")
+    (project / output).write_text("the previous build", encoding="utf-8")
+
+    def inside() -> list[str]:
+        return sorted(
+            str(path.relative_to(project))
+            for folder in ("reports/variants", "models/variants")
+            for path in (project / folder).rglob("*")
+        )
+
+    before = inside()
+    killed = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        cwd=project,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),  # This checkout's stages, run elsewhere.
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == 9, killed.stderr
+    assert inside() == before
+    assert (project / output).read_text(encoding="utf-8") == "the previous build"
+    # The leftover is in DVC's own temporary folder, named after the output...
+    partial = project / artifacts.PARTIAL
+    prefix = "." + output.replace("/", "+") + ".partial-"
+    assert [path.name.startswith(prefix) for path in partial.iterdir()] == [True]
+    # ...and the next writer of that output removes it.
+    with artifacts.atomic_file(project / output) as tmp:
+        tmp.write_text("the next build", encoding="utf-8")
+    assert list(partial.iterdir()) == []
+    assert inside() == before
+    assert (project / output).read_text(encoding="utf-8") == "the next build"
+
+
+def test_a_folder_written_in_a_project_swaps_through_dvcs_temporary_folder(tmp_path):
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    figures = project / "reports" / "figures"
+    with artifacts.atomic_dir(figures) as tmp:
+        assert tmp.parent == project / artifacts.PARTIAL
+        (tmp / "grid.png").write_bytes(b"png")
+    assert sorted(p.name for p in (project / "reports").iterdir()) == ["figures"]
+    assert [p.name for p in figures.iterdir()] == ["grid.png"]
+    assert list((project / artifacts.PARTIAL).iterdir()) == []
+
+
+def text_calls_without_encoding(path: Path) -> list[str]:
+    """The calls in a module that read or write text in the locale's encoding: read_text,
+    write_text and open (builtin or Path.open) without encoding=, other than binary opens,
+    artifacts.write_text (which passes it on) and Pillow's Image.open."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func
+        name = getattr(function, "attr", getattr(function, "id", None))
+        owner = getattr(getattr(function, "value", None), "id", None)
+        keywords = {keyword.arg: keyword.value for keyword in node.keywords}
+        if "encoding" in keywords or owner in ("artifacts", "Image"):
+            continue
+        if name == "open":
+            mode = keywords.get("mode") or next(
+                (arg for arg in node.args if isinstance(arg, ast.Constant)), None
+            )
+            if isinstance(mode, ast.Constant) and "b" in str(mode.value):
+                continue
+        if name in ("read_text", "write_text", "open"):
+            where = f"{path.parent.name}/{path.name}:{node.lineno}"
+            found.append(f"{where}: {ast.unparse(node)[:60]}")
+    return found
+
+
+def test_text_is_read_and_written_as_utf8_whatever_the_locale():
+    """Windows reads and writes text in its own code page unless told: every text read and
+    write in stages/ and tools/ names UTF-8."""
+    modules = sorted([*(ROOT / "stages").glob("*.py"), *(ROOT / "tools").glob("*.py")])
+    assert len(modules) > 20
+    found = [call for module in modules for call in text_calls_without_encoding(module)]
+    assert found == []
+
+
+def test_the_encoding_scan_finds_what_it_looks_for(tmp_path):
+    module = tmp_path / "stages" / "probe.py"
+    module.parent.mkdir()
+    module.write_text(
+        'from pathlib import Path\nPath("a").read_text()\nopen("b", "rb")\n'
+        'open("c")\nPath("d").write_text("x", encoding="utf-8")\nPath("e").open("w")\n',
+        encoding="utf-8",
+    )
+    assert [line.split(": ")[0] for line in text_calls_without_encoding(module)] == [
+        "stages/probe.py:2", "stages/probe.py:4", "stages/probe.py:6"
+    ]  # fmt: skip

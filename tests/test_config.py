@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -268,3 +272,25 @@ def test_the_committed_dvc_lock_matches_the_code_and_params():
                 assert digest == dep["md5"], f"{dep['path']} changed since dvc.lock; run make repro"
         for key, value in config.flatten(stage.get("params", {}).get("params.yaml", {})).items():
             assert flat[key] == value, f"{key} differs from dvc.lock; run make repro"
+
+
+def test_a_variation_named_with_a_space_meets_the_naming_rule_not_argparse(tmp_path):
+    """dvc.yaml puts the name in the command unquoted, so the shell splits `my net` in two:
+    the stage still answers with the naming rule, in one line."""
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    command = ["--name", "my", "net", "--variant", "reports/variants/my", "net/settings.json"]
+    with pytest.raises(config.ParamsError) as error:
+        variants.main(command)
+    assert str(error.value) == (
+        "params.yaml: variants.my net is not a name of lowercase letters, digits and _ "
+        "starting with a letter (at most 32)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.variants", *command],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+    )
+    assert (result.returncode, result.stderr) == (1, f"error: {error.value}\n")
+    assert not (tmp_path / "reports").exists()
