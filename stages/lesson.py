@@ -52,8 +52,8 @@ def read_course_text(path: Path | str) -> str:
 
     Whatever else is found there stops the build with one line naming the file: no file, a
     folder, bytes that are not UTF-8 text (named by line), a NUL character (binary data; the
-    lesson's line marks use control characters too). A byte-order mark, which some Windows
-    editors write, is dropped.
+    lesson's line marks use control characters too), or nothing but blanks. A byte-order
+    mark, which some Windows editors write, is dropped.
     """
     path = Path(path)
     try:
@@ -75,7 +75,10 @@ def read_course_text(path: Path | str) -> str:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise LessonError(path, line, "is not text: it holds a NUL character (binary data?)")
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise LessonError(path, None, "is empty: a file saved blank, or the wrong file?")
+    return text
 
 
 # Values as the lesson sees them -----------------------------------------------------------
@@ -173,6 +176,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         if isinstance(obj, Mapping):
             return self.getattr(obj, str(argument))
         return super().getitem(obj, argument)
+
+
+INFINITE = "a constant is not a finite number"
 
 
 class NotFinite(ValueError):
@@ -342,6 +348,11 @@ def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
     except NotFinite as error:
         line = _template_line(error, name)
         raise LessonError(path, line, f"a value is not a number to show ({error})") from None
+    except NameError as error:
+        # Jinja writes a constant it computed (1e309, 1e308 + 1e308) into Python as `inf`,
+        # which Python does not know: the only name its code can miss.
+        line = _template_line(error, name)
+        raise LessonError(path, line, f"a value is not a number to show ({INFINITE})") from None
     except RecursionError:
         message = "a {% macro %} calls itself without end, or values nest too deeply"
         raise LessonError(path, None, message) from None

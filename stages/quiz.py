@@ -285,6 +285,9 @@ def _evaluate(expression: str, values: Mapping[str, Any], path: Any, number: int
         return lesson.finite(lesson.plain(result))
     except lesson.NotFinite as error:
         raise QuizError(path, number, f"{expression!r} gives {error}") from None
+    except NameError:
+        # What Jinja's code for a constant that is not finite (1e309) raises; see lesson.py.
+        raise QuizError(path, number, f"{expression!r} gives {lesson.INFINITE}") from None
     except jinja2.TemplateSyntaxError as error:
         if lesson.misspelt_filter(error):
             raise QuizError(path, number, lesson.misspelt_filter(error)) from None
