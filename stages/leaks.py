@@ -246,11 +246,11 @@ def read_withheld(
     values = json.loads(Path(values_path).read_text(encoding="utf-8"))
     return withheld(
         values=values,
-        lesson_text=Path(lesson_path).read_text(encoding="utf-8"),
+        lesson_text=lesson.read_course_text(lesson_path),
         lesson_path=lesson_path,
         questions=quiz.load(quiz_path),
         quiz_path=quiz_path,
-        plan_text=Path(plan_path).read_text(encoding="utf-8"),
+        plan_text=lesson.read_course_text(plan_path),
         plan_path=plan_path,
         hidden_networks=[
             json.loads((Path(variant_reports) / name / "network.json").read_text(encoding="utf-8"))
