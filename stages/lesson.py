@@ -458,7 +458,13 @@ def _check_closed(token: Any, lines: list[str]) -> None:
         raise Mistake(line, f"the {kind} fence opened here is never closed")
     is_code = not info.startswith("{") or info.startswith("{code-cell}")
     for inside in lines[token.map[0] + 1 : token.map[1] - 1]:
-        if _OPENER.match(inside) or (not is_code and _HEADING.match(inside)):
+        opener = _OPENER.match(inside)
+        # A longer fence (````) may show a directive as an example: that is nesting, on
+        # purpose, since the shorter fence inside cannot close it.
+        nested = opener and (
+            opener.group(1)[0] != token.markup[0] or len(opener.group(1)) < len(token.markup)
+        )
+        if (opener and not nested) or (not is_code and _HEADING.match(inside)):
             raise Mistake(
                 line,
                 f"the {kind} fence opened here is never closed: it runs on into "

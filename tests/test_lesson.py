@@ -190,6 +190,12 @@ def test_a_fence_left_open_is_found_after_jinja_blocks_on_the_authors_line():
         lesson.parse(filled, "course/lesson.md", figures=VALUES["figures"])
 
 
+def test_a_longer_fence_may_show_a_directive_as_an_example():
+    parts = parse("````md\n```{code-cell} ipython3\nx = 1\n```\n````\n\n" + REST)
+    assert [part.kind for part in parts] == ["html", "code", "html"]
+    assert "```{code-cell} ipython3" in parts[0].text
+
+
 def test_a_comment_in_a_code_cell_is_python_not_a_heading():
     parts = parse("```{code-cell} ipython3\n# Train the network\nx = 1\n## twice\n```\n" + REST)
     assert parts[0].text == "# Train the network\nx = 1\n## twice\n"
