@@ -144,8 +144,11 @@ def settings_reads(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "read_params":
             found.append(ast.unparse(node.args[0]) if node.args else "nothing")
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("safe_load", "load"):
-            found.append(f"yaml.{node.func.attr}")
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) in (
+            "yaml.safe_load",
+            "yaml.load",
+        ):
+            found.append(ast.unparse(node.func))
         elif isinstance(node, ast.Constant) and node.value == "params.yaml":
             found.append("'params.yaml'")
     return found
