@@ -232,7 +232,7 @@ def test_the_recomputed_folder_hashes_are_those_dvc_recorded(variants_build, tmp
     for folder in ("reports/variants", "models/variants"):
         md5, producers = freshness.expected(folder, freshness.out_hashes(lock), fresh_pipe, fresh)
         assert md5 == recorded[folder], folder
-        assert len(producers) >= 6 and all("@" in stage for stage in producers)
+        assert len(producers) >= 3 and all("@" in stage for stage in producers), producers
     assert freshness.inconsistent_stages(lock, fresh_pipe, fresh) == {}
 
 
@@ -366,7 +366,8 @@ NO_AWS = {
     "AWS_CONFIG_FILE": "/nonexistent",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# moto takes any keys: these are looked for in the files afterwards.
+KEYS = {"AWS_ACCESS_KEY_ID": "gate-test-key-id", "AWS_SECRET_ACCESS_KEY": "gate-test-secret"}
 
 
 def make_restore(project: Path, **env: str):
@@ -408,8 +409,9 @@ def test_make_restore_pulls_with_the_keys_from_the_environment_and_writes_none(
     # The keys were read from the environment, and written nowhere.
     assert not (fresh / ".dvc/config.local").exists()
     for path in (fresh / ".dvc").rglob("*"):
-        if path.is_file() and path.stat().st_size < 1_000_000:
-            assert b"testing" not in path.read_bytes(), path
+        if path.is_file() and "cache" not in path.relative_to(fresh / ".dvc").parts:
+            for key in KEYS.values():
+                assert key.encode() not in path.read_bytes(), path
     # The restored build passes the gate with every output in place.
     passed = gate(fresh)
     assert passed.returncode == 0, passed.stderr

@@ -9,7 +9,8 @@ clone, no remote): `python -m tools.freshness`. Two checks need no output at all
   hash is DVC's `.dir` hash, recomputed from the producers' entries (`dir_hash`) when the
   consumer reads a folder holding outputs, or a path inside a folder output. A stage rebuilt on
   its own (`dvc repro --single-item`) and committed without the stages that read its outputs,
-  or a hash edited by hand, fails here.
+  a hash edited by hand, or a stage, dependency or output dvc.yaml declares and dvc.lock does
+  not record, fails here.
 - Each stage's command, params and source files (code, pins, the author's course files, every
   dependency no stage writes) match what dvc.lock records (`dvc status`).
 
@@ -23,6 +24,8 @@ Each stage that fails either check is one line naming it. Then:
   two checks above are the whole gate, as in the pull-request job that runs for forks too.
 
 The rebuild leaves this runner's dvc.lock and outputs in the workspace, for the steps after.
+CI runs the base commit's copy on a pull request's files, from the pull request's folder:
+`PYTHONPATH=<base> python -P -m tools.freshness` (-P keeps the current folder off sys.path).
 """
 
 from __future__ import annotations
@@ -102,11 +105,6 @@ def pipeline(root: Path) -> Pipeline:
         return [Path(name) for name in ignore.find(fs, str(folder.resolve()))]
 
     return Pipeline(deps, outs, producers, listing, files)
-
-
-def outputs(root: Path) -> list[str]:
-    """Every output the pipeline declares, relative to `root`."""
-    return list(pipeline(root).producers)
 
 
 def derived(path: str, outs: list[str] | dict[str, str]) -> bool:
