@@ -124,18 +124,18 @@ def lock_with(entries: dict[str, tuple[dict[str, str], dict[str, str]]]) -> dict
 
 
 FIGURES = {"a.png": "1" * 32, "sub/b.png": "2" * 32, "sub/c.png": "3" * 32}
-FIGURES_DIR = freshness.dir_hash(FIGURES)
 
 
 def test_a_dependency_inside_a_folder_output_gets_its_hash_from_the_folders_listing(tmp_path):
+    figures_dir = freshness.dir_hash(FIGURES)
     pipe = pipe_of(
         deps={"draw": [], "page": ["figs/a.png"], "grid": ["figs/sub"], "odd": ["figs/none"]},
         outs={"draw": ["figs"], "page": [], "grid": [], "odd": []},
-        listings={FIGURES_DIR: FIGURES},
+        listings={figures_dir: FIGURES},
     )
     lock = lock_with(
         {
-            "draw": ({}, {"figs": FIGURES_DIR}),
+            "draw": ({}, {"figs": figures_dir}),
             "page": ({"figs/a.png": "1" * 32}, {}),
             "grid": ({"figs/sub": freshness.dir_hash({"b.png": "2" * 32, "c.png": "9" * 32})}, {}),
             "odd": ({"figs/none": "4" * 32}, {}),
@@ -154,6 +154,7 @@ def test_a_dependency_inside_a_folder_output_gets_its_hash_from_the_folders_list
 
 
 def test_a_folder_holding_outputs_gets_the_hash_of_their_entries_and_its_own_files(tmp_path):
+    figures_dir = freshness.dir_hash(FIGURES)
     folder = tmp_path / "reports"
     (folder / "figs").mkdir(parents=True)
     (folder / "README.md").write_text("kept in git\n", encoding="utf-8")
@@ -163,7 +164,7 @@ def test_a_folder_holding_outputs_gets_the_hash_of_their_entries_and_its_own_fil
     pipe = pipe_of(
         deps={"draw": [], "score": [], "page": ["reports"]},
         outs={"draw": ["reports/figs"], "score": ["reports/metrics.json"], "page": []},
-        listings={FIGURES_DIR: FIGURES},
+        listings={figures_dir: FIGURES},
         files={"reports": [folder / "README.md", folder / "metrics.json"]},
     )
     whole = {
@@ -172,7 +173,7 @@ def test_a_folder_holding_outputs_gets_the_hash_of_their_entries_and_its_own_fil
         **{f"figs/{name}": md5 for name, md5 in FIGURES.items()},
     }
     outs = {
-        "draw": ({}, {"reports/figs": FIGURES_DIR}),
+        "draw": ({}, {"reports/figs": figures_dir}),
         "score": ({}, {"reports/metrics.json": "5" * 32}),
     }
     consistent = lock_with({**outs, "page": ({"reports": freshness.dir_hash(whole)}, {})})

@@ -593,10 +593,19 @@ def test_the_gate_rebuilds_missing_outputs_and_warns_of_other_bytes_naming_the_s
     project = copy_build(lesson_build[0], tmp_path / "project")
     # As on a runner whose CPU gives other bytes for one stage: the committed lock records
     # other bytes for render's summary than this machine makes, and the file is not there.
+    # No stage reads the summary, so no other entry records its hash: only a rebuild can tell.
+    # A hand-edited hash of an output another stage reads fails without building
+    # (tests/test_freshness.py).
     lock_file = project / "dvc.lock"
     lock = yaml.safe_load(lock_file.read_text())
     outs = lock["stages"]["render"]["outs"]
     summary = next(out for out in outs if out["path"] == "reports/confusion_summary.md")
+    readers = [
+        stage
+        for stage, entry in lock["stages"].items()
+        if any(dep["path"] == summary["path"] for dep in entry.get("deps", []))
+    ]
+    assert readers == []
     lock_file.write_text(lock_file.read_text().replace(summary["md5"], "0123456789abcdef" * 2, 1))
     (project / "reports/confusion_summary.md").unlink()
     # No run-cache, so that render runs; and no .venv on PATH, as when a CI step calls
