@@ -15,7 +15,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser repro restore test lint site format bench platforms pythons lock clean-venv
+.PHONY: help venv browser repro restore test lint site format probe bench platforms pythons lock clean-venv
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -127,6 +127,15 @@ format: $(BIN)/activate ## Reformat the code with ruff.
 # set, as in GitHub Actions, the page gets an "Open in Colab" link.
 site: $(BIN)/activate ## Assemble the student site in _site/ from the build (after make repro).
 	$(BIN)/python -m tools.site --out _site
+
+# Fingerprints of the first training steps on this CPU (tools/probe.py), stored in
+# docs/fingerprints/ under a name for the CPU and compared with every stored CPU's: a CPU that
+# would train other bytes than dvc.lock records fails here in seconds, naming the network and
+# the first step that differs (docs/reproducibility.md).
+probe: $(BIN)/activate ## Check that this CPU trains the bytes of the CPUs in docs/fingerprints.
+	$(BIN)/dvc repro prepare
+	$(BIN)/python -m tools.probe --train-set data/prepared/train --test-set data/prepared/test \
+		--fingerprints docs/fingerprints
 
 bench: $(BIN)/activate browser ## Time the lesson's script against the pipeline.
 	$(BIN)/python -m bench.run

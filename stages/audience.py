@@ -5,14 +5,14 @@ Instructor-only:
   them encoded, for its script to reveal once a student has answered (`encode_answers`);
 - code cells tagged `solution` (`SOLUTION_TAG`); students get the cells tagged `exercise`,
   stubs that say what to write, in their place, and the instructor's notebook leaves those out;
-- the settings, and so the networks and code, of the variations that params.yaml's
-  `course.instructor_only` names (the assignment's, by default): students see their scores,
-  as the target to reach;
+- the settings, and so the networks, curves and code, of the variations params.yaml marks
+  `instructor_only: true` (the assignment's, by default): students see their scores, as the
+  target to reach;
 - the session plan, and the answer key's own files.
 
-Every student output is made from what `for_students` and `student_values` leave, so a test
-can search the student outputs for everything they leave out. The instructor's outputs use
-the author's files and the values as they are.
+Every student output is made from what `for_students` and `student_values` leave, and is
+searched before it is written for what they leave out (stages/leaks.py). The instructor's
+outputs use the author's files and the values as they are.
 
 The encoding of the answers is reversible by design: it keeps the answers out of sight of a
 glance at the page's source, not from a student who reads its script.
@@ -25,6 +25,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from stages import lesson
@@ -33,30 +34,44 @@ SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
 
 
-def without_cells(source: str, tag: str) -> str:
+def without_cells(source: str, tag: str, path: Path | str) -> str:
     """The author's lesson with the code cells tagged `tag` blanked out, line for line (so
     that a mistake elsewhere is still reported on its line), before any value is filled in:
-    a student's output never fills in, or shows, a solution."""
+    a student's output never fills in, or shows, a solution. Which cells go is decided on the
+    author's text as written, so a cell's options may not be filled in later (`:tags:` from
+    `{{ }}` would decide after the fact), and a cell whose options do not read is refused
+    rather than kept."""
     lines = source.splitlines(keepends=True)
     for token in lesson.markdown().parse(source):
         if token.type != "fence" or not token.info.startswith("{code-cell}"):
             continue
+        first = token.map[0] + 1
+        for number, line in enumerate(token.content.splitlines(), start=first + 1):
+            if not line.startswith(":"):
+                break
+            if "{{" in line or "{%" in line:
+                raise lesson.LessonError(
+                    path,
+                    number,
+                    "a code cell's options may not use {{ }} or {% %}: which cells students "
+                    "get is decided before values are filled in; write the option as it is",
+                )
         try:
-            options = lesson.options_of(token.content)[0]
-        except lesson.Mistake:
-            continue  # lesson.parse names the broken option, with its line.
+            options = lesson.options_of(token.content, first)[0]
+        except lesson.Mistake as mistake:
+            raise lesson.LessonError(path, mistake.line, str(mistake)) from None
         if tag in options["tags"]:
             for number in range(token.map[0], token.map[1]):
                 lines[number] = "\n"
     return "".join(lines)
 
 
-def for_students(source: str) -> str:
-    return without_cells(source, SOLUTION_TAG)
+def for_students(source: str, path: Path | str) -> str:
+    return without_cells(source, SOLUTION_TAG, path)
 
 
-def for_the_instructor(source: str) -> str:
-    return without_cells(source, EXERCISE_TAG)
+def for_the_instructor(source: str, path: Path | str) -> str:
+    return without_cells(source, EXERCISE_TAG, path)
 
 
 def hidden_variants(values: Mapping[str, Any]) -> list[str]:
@@ -64,14 +79,37 @@ def hidden_variants(values: Mapping[str, Any]) -> list[str]:
     return [name for name, model in values["variants"].items() if model.get("instructor_only")]
 
 
-def student_values(values: Mapping[str, Any]) -> dict[str, Any]:
+# What a student output may not quote of an instructor-only variation.
+WITHHELD = ("settings", "changes", "epochs", "weights")
+
+
+class StudentValues(dict):
+    """The values a student output may quote, knowing the names left out of them, so that a
+    lesson or quiz quoting one is told why it cannot, not that the name does not exist."""
+
+    withheld: dict[str, str]
+
+    def why_withheld(self, name: str) -> str | None:
+        """Why a student output may not quote `name`, if it is instructor-only; else None."""
+        for hidden, variation in self.withheld.items():
+            if name == hidden or name.startswith((hidden + ".", hidden + "[")):
+                return (
+                    f"{name} is instructor-only (the variation {variation} is marked "
+                    "instructor_only: true), and a student's page or notebook may not quote it"
+                )
+        return None
+
+
+def student_values(values: Mapping[str, Any]) -> StudentValues:
     """The values a student output may quote: an instructor-only variation keeps its scores
     but loses what it changes, the settings it trained with, and what would give them away
     (its epochs, and its weights, which follow from its layers)."""
-    shown = copy.deepcopy(dict(values))
+    shown = StudentValues(copy.deepcopy(dict(values)))
+    shown.withheld = {}
     for name in hidden_variants(values):
         model = shown["variants"][name]
-        for key in ("settings", "changes", "epochs", "weights"):
+        for key in WITHHELD:
+            shown.withheld[f"variants.{name}.{key}"] = name
             del model[key]
     return shown
 

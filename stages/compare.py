@@ -4,13 +4,15 @@ The lesson's theory asks why a baseline, a deeper network or a CNN does better o
 this stage puts their scores side by side so the course page can answer with this build's
 own numbers.
 
-Reads:  params `variants` (their names: each variant's settings are its own stages'
-        business); the lesson's metrics and history (--metrics, --history) and, for each
-        variant, the folder --variant-reports/<name>/ (settings.json, metrics.json,
-        history.csv).
+Reads:  params `variants` (their names and which are `instructor_only`: each variant's
+        settings are its own stages' business); the lesson's metrics and history
+        (--metrics, --history) and, for each variant, the folder --variant-reports/<name>/
+        (settings.json, metrics.json, history.csv).
 Writes: --comparison/ with variants.csv (variant, what it changes, test accuracy, test
         loss, macro F1, weights, epochs run), curves.csv (loss and accuracy per epoch and
-        variant, for `dvc plots`) and curves.png (the training curves of all on one figure).
+        variant, for `dvc plots`), curves.png (the training curves on one figure, for
+        students: without the instructor-only variations) and instructor/curves.png (the
+        same with every model, for the instructor's outputs).
 Removes: the folders under --variant-reports and --variant-models of variations that
         params.yaml no longer names. DVC leaves the outputs of a stage that is gone from
         dvc.yaml where they are; without this, a removed variation's files would stay in the
@@ -31,21 +33,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from stages import artifacts, cli, config, names
-from stages.names import LESSON
+from stages.names import INSTRUCTOR_FIGURES, LESSON
 
-
-def variant_names(value: Any) -> str | None:
-    """The variants section, as far as this stage reads it: a mapping of valid names (each
-    variant's settings are checked by its variant_settings stage)."""
-    if isinstance(value, Mapping) and all(names.is_variation(name) for name in value):
-        return None
-    return (
-        "is not a mapping of variant names (lowercase letters, digits and _, "
-        f"not {LESSON}) to settings"
-    )
-
-
-SETTINGS = {"variants": variant_names}
+SETTINGS = {"variants": names.variants_section}
 
 
 def describe(changes: Mapping[str, Any]) -> str:
@@ -126,9 +116,12 @@ def compare(
     variant_models: Path,
     comparison: Path,
     names: list[str],
+    hidden: list[str] = (),
 ) -> None:
     """The lesson first, then the variants `names`, in that order (params.yaml's). The
-    folders of variants no longer in params.yaml are deleted first."""
+    folders of variants no longer in params.yaml are deleted first. The curves students see
+    leave out the `hidden` (instructor-only) variations, whose epochs and curves would give
+    their settings away; the instructor's copy draws every model."""
     for folder in (variant_reports, variant_models):
         for name in remove_others(folder, names):
             print(f"compare: removed {Path(folder) / name}: the variation {name} is gone")
@@ -143,7 +136,11 @@ def compare(
     with artifacts.atomic_dir(comparison) as tmp:
         artifacts.write_csv(tmp / "variants.csv", table)
         artifacts.write_csv(tmp / "curves.csv", curves)
-        artifacts.write_png(curves_figure(curves, list(table["variant"])), tmp / "curves.png")
+        order = list(table["variant"])
+        shown = [name for name in order if name not in hidden]
+        artifacts.write_png(curves_figure(curves, shown), tmp / "curves.png")
+        (tmp / INSTRUCTOR_FIGURES).mkdir()
+        artifacts.write_png(curves_figure(curves, order), tmp / INSTRUCTOR_FIGURES / "curves.png")
     best = table.loc[table["test_accuracy"].idxmax()]
     print(
         f"compare: {len(table)} models in {comparison}; best {best['variant']} "
@@ -164,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         args.variant_models,
         args.comparison,
         names=list(settings["variants"] or {}),
+        hidden=names.instructor_only(settings["variants"]),
     )
 
 

@@ -71,6 +71,10 @@ def one_of(*names: str) -> Rule:
     return rule
 
 
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "is not true or false"
+
+
 def section(value: Any) -> str | None:
     """A whole section, read as it is: for a stage that quotes settings another stage owns
     and checks (and that runs first)."""
@@ -135,6 +139,13 @@ def check(
     """
     if not isinstance(tree, Mapping):
         raise ParamsError(f"{file}: expected a mapping of sections, got {_shown(tree)}")
+    if isinstance(tree.get("course"), Mapping) and "instructor_only" in tree["course"]:
+        # The old list ignored a misspelt name, and so showed that variation to students; a
+        # file that still holds it must not build as if the list were honoured.
+        raise ParamsError(
+            f"{file}: course.instructor_only is no longer read; mark each variation instead, "
+            "with instructor_only: true beside its model and train settings"
+        )
     flat = flatten(tree, keep=rules.keys())
     values: dict[str, Any] = {}
     for name in declared:

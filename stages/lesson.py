@@ -139,6 +139,10 @@ def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
 
 
 def unknown_value_message(name: str, values: Mapping[str, Any]) -> str:
+    # A student's values (stages/audience.py) know which names they leave out, and why.
+    why = getattr(values, "why_withheld", None)
+    if why is not None and why(name):
+        return why(name)
     guess = difflib.get_close_matches(name, known_names(values), n=1, cutoff=0.6)
     hint = f"; did you mean {guess[0]}?" if guess else "; docs/values.md lists the names"
     return f"unknown value {name}{hint}"

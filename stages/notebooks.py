@@ -7,7 +7,10 @@ model.* and train.* setting of the lesson's model to this build's value, so that
 runs it trains the network this build trained.
 
 Reads:  --audience (student or instructor), --lesson, --quiz, --values, --template (the
-        page's sections in Markdown), --figures and --comparison (the PNGs).
+        page's sections in Markdown), --figures and --comparison (the PNGs; the instructor's
+        from --comparison/instructor/ where there is one); --plan and --variant-reports
+        (the instructor-only networks), for the student's, only to make sure none of them
+        reaches it (stages/leaks.py).
 Writes: --notebook: for the student, exercises as stubs and no solutions or answers
         (stages/audience.py decides); for the instructor, the exercises solved and the quiz
         answered. dvc.yaml runs it once for each, as two stages, so that the instructor's is
@@ -27,7 +30,8 @@ import jinja2
 import jupytext
 import nbformat
 
-from stages import artifacts, audience, cli, config, lesson, quiz
+from stages import artifacts, audience, cli, config, leaks, lesson, quiz
+from stages.names import INSTRUCTOR_FIGURES
 
 
 class NotebookError(cli.StageError):
@@ -121,12 +125,12 @@ def notebook(
     """The lesson as a notebook, for the instructor or (without what they alone may see) for
     students."""
     if instructor:
-        source, shown = audience.for_the_instructor(source), values
+        source, shown = audience.for_the_instructor(source, path), values
     else:
-        source, shown = audience.for_students(source), audience.student_values(values)
+        source, shown = audience.for_students(source, path), audience.student_values(values)
     filled = lesson.fill(source, shown, path)
     lesson.parse(filled, path, figures=values["figures"])  # The same checks as the page's.
-    answered = quiz.answer(questions, values, quiz_path)
+    answered = quiz.answer(questions, shown, quiz_path)
     built_in = sections(template, shown, answered, instructor)
     read = jupytext.reads(filled, fmt="myst")
     cells = []
@@ -154,48 +158,75 @@ def notebook(
     return made
 
 
+def figure_files(figures: Path, comparison: Path, instructor: bool) -> dict[str, Path]:
+    """The PNGs a notebook may attach, by name; the instructor's comparison figures (which
+    draw the instructor-only variations too) in place of the students'."""
+    found = {path.stem: path for path in [*Path(figures).glob("*.png")]}
+    found.update((path.stem, path) for path in Path(comparison).glob("*.png"))
+    if instructor:
+        found.update(
+            (path.stem, path) for path in (Path(comparison) / INSTRUCTOR_FIGURES).glob("*.png")
+        )
+    return dict(sorted(found.items()))
+
+
 def write_notebook(
     audience_name: str,
     lesson_path: Path,
     quiz_path: Path,
+    plan_path: Path,
     values_path: Path,
     template: Path,
     figures: Path,
     comparison: Path,
+    variant_reports: Path,
     notebook_path: Path,
 ) -> None:
+    instructor = audience_name == "instructor"
     made = notebook(
-        Path(lesson_path).read_text(),
+        Path(lesson_path).read_text(encoding="utf-8"),
         lesson_path,
-        values=json.loads(Path(values_path).read_text()),
+        values=json.loads(Path(values_path).read_text(encoding="utf-8")),
         questions=quiz.load(quiz_path),
         quiz_path=quiz_path,
         images={
-            path.stem: base64.b64encode(path.read_bytes()).decode()
-            for path in sorted([*Path(figures).glob("*.png"), *Path(comparison).glob("*.png")])
+            name: base64.b64encode(path.read_bytes()).decode()
+            for name, path in figure_files(figures, comparison, instructor).items()
         },
-        template=Path(template).read_text(),
-        instructor=audience_name == "instructor",
+        template=Path(template).read_text(encoding="utf-8"),
+        instructor=instructor,
     )
-    artifacts.write_text(notebook_path, nbformat.writes(made) + "\n")
+    text = nbformat.writes(made) + "\n"
+    if not instructor:
+        secrets = leaks.read_withheld(
+            values_path=values_path,
+            lesson_path=lesson_path,
+            quiz_path=quiz_path,
+            plan_path=plan_path,
+            variant_reports=variant_reports,
+        )
+        leaks.check(notebook_path, text, secrets)
+    artifacts.write_text(notebook_path, text)
     print(f"notebooks: {notebook_path}, for the {audience_name} ({len(made.cells)} cells)")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.notebooks")
     parser.add_argument("--audience", choices=("student", "instructor"), required=True)
-    files = ("lesson", "quiz", "values", "template", "figures", "comparison", "notebook")
-    for option in files:
+    files = ("lesson", "quiz", "plan", "values", "template", "figures", "comparison")
+    for option in (*files, "variant-reports", "notebook"):
         parser.add_argument(f"--{option}", type=Path, required=True)
     args = parser.parse_args(argv)
     write_notebook(
         args.audience,
         args.lesson,
         args.quiz,
+        args.plan,
         args.values,
         args.template,
         args.figures,
         args.comparison,
+        args.variant_reports,
         args.notebook,
     )
 

@@ -1,13 +1,15 @@
 """Page: the course page, the author's lesson with this build's numbers, figures and sections.
 
 Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's questions),
+        --plan (the session plan, only to make sure none of it reaches the page),
         --notebook (the student's notebook, which the page offers to download),
         --values (every number they and the page's own sections quote), --template (the
         page's markup), --figures and --comparison (the PNGs, embedded), --network and each
         variation's network.json under --variant-reports (the weights the "Try it" section
         runs), --script, --quiz-script and --style (inlined).
         What students may see of them is decided by stages/audience.py: the quiz's answers
-        travel encoded, and instructor-only cells and variations' settings are left out.
+        travel encoded, and instructor-only cells and variations' settings are left out;
+        stages/leaks.py searches the page for what was left out before it is written.
 Writes: --page, one HTML file with no outside references: it works offline, can be mailed
         or published as it is, and reads on a phone as on a projector.
 """
@@ -24,7 +26,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from stages import artifacts, audience, cli, config, lesson, quiz
+from stages import artifacts, audience, cli, config, leaks, lesson, quiz
 
 # The sections the page adds when the lesson does not place them, in this order.
 DEFAULT_ORDER = lesson.BUILT_IN
@@ -71,9 +73,11 @@ def build_page(
     style: str,
     notebook: bytes,
 ) -> str:
-    answered = quiz.answer(questions, values, quiz_path)
+    # Everything on the page is filled from the student's values: a question quoting an
+    # instructor-only value stops here, naming it, rather than showing it.
     values = audience.student_values(values)
-    filled = lesson.fill(audience.for_students(lesson_text), values, lesson_path)
+    answered = quiz.answer(questions, values, quiz_path)
+    filled = lesson.fill(audience.for_students(lesson_text, lesson_path), values, lesson_path)
     parts = lesson.parse(filled, lesson_path, figures=values["figures"])
     placed = [part.name for part in parts if part.kind == "build"]
     twice = sorted({name for name in placed if placed.count(name) > 1})
@@ -106,6 +110,7 @@ def build_page(
 def page(
     lesson_path: Path,
     quiz_path: Path,
+    plan_path: Path,
     values_path: Path,
     notebook: Path,
     template: Path,
@@ -121,37 +126,47 @@ def page(
     values_file = Path(values_path).read_bytes()
     values = json.loads(values_file)
     shown = [name for name in values["models"][1:] if name not in audience.hidden_variants(values)]
+    secrets = leaks.read_withheld(
+        values_path=values_path,
+        lesson_path=lesson_path,
+        quiz_path=quiz_path,
+        plan_path=plan_path,
+        variant_reports=variant_reports,
+    )
     text = build_page(
-        lesson_text=Path(lesson_path).read_text(),
+        lesson_text=Path(lesson_path).read_text(encoding="utf-8"),
         lesson_path=lesson_path,
         questions=quiz.load(quiz_path),
         quiz_path=quiz_path,
         values=values,
         build_salt=audience.salt(values_file),
-        template=Path(template).read_text(),
+        template=Path(template).read_text(encoding="utf-8"),
         images={
             path.stem: png_image(path)
             for path in [*Path(figures).glob("*.png"), *Path(comparison).glob("*.png")]
         },
         networks=read_networks(network, variant_reports, shown),
-        script=Path(script).read_text() + Path(quiz_script).read_text(),
-        style=Path(style).read_text(),
+        script=Path(script).read_text(encoding="utf-8")
+        + Path(quiz_script).read_text(encoding="utf-8"),
+        style=Path(style).read_text(encoding="utf-8"),
         notebook=Path(notebook).read_bytes(),
     )
+    leaks.check(page_path, text, secrets)
     artifacts.write_text(page_path, text)
     print(f"page: {page_path} ({len(text.encode()) / 2**10:.0f} KiB, self-contained)")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.page")
-    files = ("lesson", "quiz", "values", "notebook", "template", "figures", "comparison")
-    files += ("network",)
+    files = ("lesson", "quiz", "plan", "values", "notebook", "template", "figures")
+    files += ("comparison", "network")
     for option in (*files, "variant-reports", "script", "quiz-script", "style", "page"):
         parser.add_argument(f"--{option}", type=Path, required=True)
     args = parser.parse_args(argv)
     page(
         args.lesson,
         args.quiz,
+        args.plan,
         args.values,
         args.notebook,
         args.template,

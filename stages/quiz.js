@@ -29,12 +29,29 @@
     return JSON.parse(new TextDecoder().decode(plain));
   }
 
-  // The student's answer: the chosen choice's index, or the number typed; null if none.
+  // A number as a student types it, read by one rule (docs/quiz.md): the page prints 101,770,
+  // so commas that split the number into groups of three digits group thousands ("101,770",
+  // "1,234.5"); otherwise a single comma is a decimal comma ("97,61", "0,976"); a point is
+  // always a decimal point. The box is a text field, not type=number, because a browser
+  // reads a number field by its own locale (Chromium in English drops the comma of "97,61")
+  // and hands over nothing it cannot read. NaN for text that is not a number.
+  function readNumber(typed) {
+    const [, sign, body] = /^([+-]?)(.*)$/.exec(typed.trim());
+    let digits = body;
+    if (/^[1-9]\d{0,2}(,\d{3})+(\.\d*)?$/.test(body)) {
+      digits = body.replaceAll(",", "");
+    } else if (/^\d*,\d+$/.test(body)) {
+      digits = body.replace(",", ".");
+    }
+    return /^(\d+(\.\d*)?|\.\d+)$/.test(digits) ? Number(sign + digits) : NaN;
+  }
+
+  // The student's answer: the chosen choice's index, or the number typed (NaN if it is not
+  // one); null if none.
   function givenAnswer(form) {
     if (form.dataset.kind === "number") {
-      const field = form.querySelector("input[type=number]");
-      const text = field.value.trim().replace(",", ".");
-      return text === "" || !Number.isFinite(Number(text)) ? null : Number(text);
+      const text = form.querySelector("input.number-answer").value;
+      return text.trim() === "" ? null : readNumber(text);
     }
     const chosen = form.querySelector("input[type=radio]:checked");
     return chosen ? Number(chosen.value) : null;
@@ -55,6 +72,12 @@
       verdict.className = "verdict";
       verdict.textContent = form.dataset.kind === "number"
         ? "Type a number first." : "Choose an answer first.";
+      return;
+    }
+    if (Number.isNaN(given)) {
+      verdict.className = "verdict";
+      verdict.textContent = "This is not a number the page can read: write it as 101770, "
+        + "101,770 or 97.61.";
       return;
     }
     const seed = questionSeed(salt, Number(form.dataset.number));

@@ -81,10 +81,28 @@ def format_number(value: float) -> str:
     return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
+class QuizLoader(yaml.SafeLoader):
+    """YAML that keeps each choice as the author wrote it.
+
+    YAML 1.1 reads a plain `yes`, `no`, `on` or `off` as a boolean and `0.10` as the number
+    0.1, so `choices: [yes, no]` showed "True" and "False". A teacher writes such choices as
+    text, so every plain scalar in a `choices` list is read as its text; everywhere else the
+    file reads as ordinary YAML (`optional: true` stays a boolean, `answer: 2` a number).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        for key, value in node.value:
+            if key.value == "choices" and isinstance(value, yaml.SequenceNode):
+                for item in value.value:
+                    if isinstance(item, yaml.ScalarNode) and item.style is None:
+                        item.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(path: Path) -> list[dict[str, Any]]:
     """The questions of the quiz file, checked for their form (not yet for their answers)."""
     try:
-        tree = yaml.safe_load(Path(path).read_text())
+        tree = yaml.load(Path(path).read_text(), Loader=QuizLoader)
     except FileNotFoundError:
         raise QuizError(path, None, "file not found") from None
     except yaml.YAMLError as error:
@@ -129,6 +147,13 @@ def _check_form(entry: Any, path: Path | str, number: int) -> None:
         if not (isinstance(choices, list) and len(choices) >= 2
                 and all(isinstance(c, (str, int, float)) for c in choices)):  # fmt: skip
             raise QuizError(path, number, "choices must be a list of at least 2 texts")
+        written = [str(choice) for choice in choices]
+        for later, choice in enumerate(written):
+            if choice in written[:later]:
+                first = written.index(choice) + 1
+                raise QuizError(
+                    path, number, f"choices {first} and {later + 1} are the same text: {choice!r}"
+                )
     if "answer" in entry:
         answer, count = entry["answer"], len(entry["choices"])
         if not (isinstance(answer, int) and not isinstance(answer, bool) and 1 <= answer <= count):
@@ -177,7 +202,9 @@ def _answer(
     entry: Mapping[str, Any], values: Mapping[str, Any], path: Any, number: int
 ) -> Question:
     def text(markdown_text: str, block: bool = True) -> str:
-        filled = _fill(markdown_text, values, path, number)
+        return render(_fill(markdown_text, values, path, number), block)
+
+    def render(filled: str, block: bool = True) -> str:
         parser = lesson.markdown()
         return parser.render(filled) if block else parser.renderInline(filled)
 
@@ -200,28 +227,40 @@ def _answer(
         question.unit = str(entry.get("unit", ""))
         return question
     if "choices" in entry:
-        choices = [str(choice) for choice in entry["choices"]]
+        written = [str(choice) for choice in entry["choices"]]
     else:
         computed = _evaluate(entry["choices_from"], values, path, number)
         if not isinstance(computed, list) or len(computed) < 2:
             raise NotComputable(f"choices_from gives {computed!r}, fewer than 2 choices")
-        choices = [str(choice) for choice in computed]
-    question.choices = [text(choice, block=False) for choice in choices]
-    question.choice_sources = choices
+        written = [str(choice) for choice in computed]
+    # A choice may quote values, as the question does: the page and the notebooks both show
+    # it filled in, and a computed answer is matched with the text the reader sees.
+    filled = [_fill(choice, values, path, number).strip() for choice in written]
     if "answer" in entry:
-        question.right = [entry["answer"] - 1]
-        return question
-    accepted = _evaluate(entry["answer_from"], values, path, number)
-    accepted = accepted if isinstance(accepted, list) else [accepted]
-    missing = [str(each) for each in accepted if str(each) not in choices]
-    if missing or not accepted:
-        raise QuizError(
-            path,
-            number,
-            f"answer_from gives {', '.join(missing) or 'nothing'}, "
-            f"not among the choices ({', '.join(choices)})",
+        right = {entry["answer"] - 1}
+    else:
+        accepted = _evaluate(entry["answer_from"], values, path, number)
+        accepted = accepted if isinstance(accepted, list) else [accepted]
+        missing = [str(each) for each in accepted if str(each) not in filled]
+        if missing or not accepted:
+            raise QuizError(
+                path,
+                number,
+                f"answer_from gives {', '.join(missing) or 'nothing'}, "
+                f"not among the choices ({', '.join(filled)})",
+            )
+        right = {filled.index(str(each)) for each in accepted}
+    # Choices that come out equal for this build (computed ones, or two that quote values
+    # equal here) are shown once, and that one is right if any of them was: a student must
+    # never meet the same text twice, once right and once wrong.
+    shown = list(dict.fromkeys(filled))
+    if len(shown) < 2:
+        raise NotComputable(
+            f"its choices come out as one: {shown[0]}, fewer than 2 different choices"
         )
-    question.right = sorted({choices.index(str(each)) for each in accepted})
+    question.choice_sources = shown
+    question.choices = [render(choice, block=False) for choice in shown]
+    question.right = sorted({shown.index(filled[index]) for index in right})
     return question
 
 

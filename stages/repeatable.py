@@ -56,9 +56,23 @@ def one_thread_per_op() -> None:
 
 def seed_everything(seed: int) -> None:
     """Make training repeat exactly: the same seed gives the same initial weights, shuffles,
-    augmentations and dropout masks, and op determinism the same sums."""
+    augmentations and dropout masks, op determinism the same sums, and exact arithmetic the
+    same bytes on Intel and AMD CPUs alike.
+
+    Grappler, TensorFlow's graph optimizer, rewrites `x / sqrt(y)` in a training step (as
+    RMSprop's update is written) to `x * rsqrt(y)`, and TensorFlow computes rsqrt from the
+    CPU's approximate reciprocal square root instruction with one Newton step. That
+    instruction's result is the CPU maker's own (Intel's and AMD's tables differ), unlike a
+    square root and a division, which IEEE 754 rounds exactly on every CPU. Here 22% of a
+    million rsqrt results differed from the correctly rounded 1/sqrt (AMD EPYC). So
+    Grappler's arithmetic rewrites are off: a training keeps the square root and the
+    division it was written with. On the AMD EPYC this changed the weights of the RMSprop
+    networks only; the Adam ones (the lesson's, the logistic and the CNN) kept their bytes
+    (docs/reproducibility.md).
+    """
     keras = import_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})

@@ -16,12 +16,14 @@ def most_confused(matrix: np.ndarray, top: int) -> pd.DataFrame:
 
 
 def per_digit_table(matrix: np.ndarray, per_class: pd.DataFrame) -> pd.DataFrame:
-    """One row per digit: how many test images, how many right, and the scores, formatted."""
+    """One row per digit: how many test images, how many right, and the scores, formatted.
+    A digit with no test image (a small `prepare.test_size`) has no recall to show: no row."""
+    per_class = per_class[per_class["support"] > 0]
     return pd.DataFrame(
         {
             "digit": per_class["digit"],
             "test images": per_class["support"],
-            "right": np.diag(matrix),
+            "right": np.diag(matrix)[per_class["digit"]],
             "recall": [f"{r:.2%}" for r in per_class["recall"]],
             "precision": [f"{p:.3f}" for p in per_class["precision"]],
             "F1": [f"{f:.3f}" for f in per_class["f1"]],

@@ -9,8 +9,8 @@ Reads:  --metrics, --settings (what the lesson's model trained with), --history,
         --figures (their names), --comparison (the variations' scores), --variant-reports
         (each variation's settings), --raw and --model (their digests); params `prepare` and
         `render`, the sections a lesson may quote, which their own stages check;
-        `course.instructor_only`, the variations whose settings only the answer key shows
-        (a name that is not a variation of this build is ignored).
+        `variants`, for the variations marked `instructor_only: true`, whose settings only
+        the instructor's outputs show.
 Writes: --values, one JSON file.
 """
 
@@ -28,16 +28,11 @@ import pandas as pd
 
 from stages import artifacts, cli, config, names
 
-
-def variant_names(value: Any) -> str | None:
-    ok = isinstance(value, list) and all(names.is_variation(name) for name in value)
-    return None if ok else "is not a list of variation names, such as [assignment] or []"
-
-
-# The course's own settings, which this stage checks, and the sections a lesson may quote,
-# which their own stages (prepare, render) check and which run before this one.
+# The variations (for who may see each: its variant_settings stage checks the flag), and the
+# sections a lesson may quote, which their own stages (prepare, render) check and which run
+# before this one.
 SETTINGS = {
-    "course.instructor_only": variant_names,
+    "variants": names.variants_section,
     "prepare": config.section,
     "render": config.section,
 }
@@ -82,10 +77,17 @@ def versions() -> dict[str, str]:
 def confusion_values(matrix: np.ndarray, per_class: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     """The mistakes a lesson talks about: the pairs most often confused, the digit most often
     read as another (the confusion matrix's row with the largest sum off the diagonal; every
-    tied digit in `digits`), and the digits the model reads best and worst (by recall)."""
+    tied digit in `digits`), and the digits the model reads best and worst (by recall).
+
+    A small test set (`prepare.test_size: 20`) may hold no image of some digit: its recall is
+    undefined (evaluate writes 0), so it is left out of the best, the worst, the most confused
+    (in a tie at 0 mistakes) and the rows per digit. The test set has at least one image, so
+    some digit always remains."""
     wrong_by_digit = matrix.sum(axis=1) - np.diag(matrix)
     most = int(wrong_by_digit.max())
-    tied = [int(digit) for digit in np.flatnonzero(wrong_by_digit == most)]
+    shown = matrix.sum(axis=1) > 0
+    tied = [int(digit) for digit in np.flatnonzero((wrong_by_digit == most) & shown)]
+    per_class = per_class[per_class["support"] > 0]
     recall = per_class.set_index("digit")["recall"]
     pair_list = [
         {"true": int(row.true), "predicted": int(row.predicted), "count": int(row.count)}
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model,
         args.values,
         params={name: settings[name] for name in ("prepare", "render")},
-        instructor_only=settings["course.instructor_only"],
+        instructor_only=names.instructor_only(settings["variants"]),
     )
 
 

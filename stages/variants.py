@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stages import artifacts, cli, config, train
-from stages.names import LESSON, NAME
+from stages.names import INSTRUCTOR_ONLY, LESSON, NAME
 
 
 def check_name(name: str) -> None:
@@ -36,15 +36,23 @@ def check_name(name: str) -> None:
 
 
 def rules_for(name: str) -> dict[str, config.Rule]:
-    """The lesson's rules, and the same rules for the variant's optional overrides."""
+    """The lesson's rules, the same rules for the variant's optional overrides, and its
+    optional `instructor_only` flag (a misspelt flag is an unknown key, refused)."""
     overrides = {f"variants.{name}.{key}": rule for key, rule in train.SETTINGS.items()}
-    return {**train.SETTINGS, **overrides}
+    flag = {f"variants.{name}.{INSTRUCTOR_ONLY}": config.boolean}
+    return {**train.SETTINGS, **overrides, **flag}
 
 
 def resolve(values: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The lesson's model.* and train.* settings with the variant's overrides applied."""
+    """The lesson's model.* and train.* settings with the variant's overrides applied. Who
+    may see the variation is not a setting it trains with, so its training does not rerun
+    when that changes."""
     prefix = f"variants.{name}."
-    changes = {key.removeprefix(prefix): v for key, v in values.items() if key.startswith(prefix)}
+    changes = {
+        key.removeprefix(prefix): v
+        for key, v in values.items()
+        if key.startswith(prefix) and key != prefix + INSTRUCTOR_ONLY
+    }
     settings = {key: values[key] for key in train.SETTINGS}
     settings.update(changes)
     return {"changes": changes, **train.nest(settings)}

@@ -1,5 +1,6 @@
 """The Makefile's own steps, checked without running them: `make test` gets its browser first,
-and `make pythons` refuses at once when an interpreter it needs is missing."""
+`make pythons` refuses at once when an interpreter it needs is missing, and `make probe`
+prepares the data before it probes."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def test_make_pythons_refuses_in_one_line_before_cloning_when_a_python_is_missin
     )
     assert f"Python {here}: " in refused.stdout and f"from {where})" in refused.stdout
     assert not workdir.exists()
+
+
+def test_make_probe_prepares_the_data_then_probes_into_docs_fingerprints():
+    dry_run = subprocess.run(
+        ["make", "-n", "probe"],
+        cwd=ROOT,
+        env=os.environ | FRESH,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "dvc repro prepare" in dry_run
+    probe = dry_run.index("-m tools.probe --train-set data/prepared/train")
+    assert dry_run.index("dvc repro prepare") < probe
+    assert "--test-set data/prepared/test" in dry_run[probe:]
+    assert "--fingerprints docs/fingerprints" in dry_run[probe:]

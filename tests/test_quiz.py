@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import audience, lesson, quiz
+from stages import audience, lesson, notebooks, quiz
 from tests.helpers import ROOT
 
 VALUES = {
@@ -180,9 +180,83 @@ def test_students_get_no_solution_cells_and_the_instructor_no_stubs():
         return [part.text for part in lesson.parse(filled, "lesson.md") if part.kind == "code"]
 
     assert code(text) == ["x = 1\n", "x = 2\n", "raise NotImplementedError\n"]
-    student = audience.for_students(text)
+    student = audience.for_students(text, "lesson.md")
     assert "secret" not in student  # Blanked before any value is filled in...
     assert student.count("\n") == text.count("\n")  # ...line for line.
     assert lesson.fill(student, {}, "lesson.md")  # So a student's fill never needs it.
     assert code(student) == ["x = 1\n", "raise NotImplementedError\n"]
-    assert code(audience.for_the_instructor(text)) == ["x = 1\n", "x = 2\n"]
+    assert code(audience.for_the_instructor(text, "lesson.md")) == ["x = 1\n", "x = 2\n"]
+
+
+def test_choices_show_what_the_author_wrote_not_yaml_11s_reading_of_it(tmp_path):
+    """YAML 1.1 reads yes/no/on/off as booleans and 0.10 as 0.1; a choice is shown as
+    written, while the format's own flags (`optional: true`) stay booleans."""
+    path = tmp_path / "quiz.yaml"
+    path.write_text(
+        "questions:\n"
+        "  - topic: t\n    question: Is it?\n    choices: [yes, no, on, off, true]\n"
+        "    answer: 1\n    explanation: E.\n"
+        "  - topic: u\n    question: Which?\n    choices: [0.10, 1e3, ~, '7']\n"
+        "    answer: 4\n    optional: true\n    explanation: E.\n",
+        encoding="utf-8",
+    )
+    loaded = quiz.load(path)
+    assert loaded[1]["optional"] is True and loaded[0]["answer"] == 1
+    questions = quiz.answer(loaded, VALUES, path)
+    assert questions[0].choices == ["yes", "no", "on", "off", "true"]
+    assert questions[0].choice_sources == ["yes", "no", "on", "off", "true"]
+    assert questions[1].choices == ["0.10", "1e3", "~", "7"]
+    assert questions[0].answer_text() == "yes"
+
+
+def test_choices_that_quote_values_reach_the_notebooks_filled_in(tmp_path):
+    (question,) = answered(
+        tmp_path,
+        {"topic": "w", "question": "How many weights?", "explanation": "E.",
+         "choices": ["{{ metrics.test.weights | thousands }}", "{{ best.name }}", "10"],
+         "answer_from": "metrics.test.weights | thousands"},
+    )  # fmt: skip
+    assert question.choice_sources == ["101,770", "cnn", "10"]
+    assert question.choices == ["101,770", "cnn", "10"]
+    assert question.right == [0]  # The computed answer is matched with the filled choice.
+    template = (ROOT / "stages/templates/notebook.md.j2").read_text(encoding="utf-8")
+    for instructor in (False, True):
+        shown = notebooks.sections(template, {"settings": {}}, [question], instructor).quiz()
+        assert "{{" not in shown and "   - cnn\n" in shown
+    assert "   - 101,770 **(right)**\n" in shown  # The instructor's notebook marks it.
+
+
+def test_equal_computed_choices_are_shown_once_and_right_if_any_copy_is(tmp_path):
+    """A student never sees two identical choices, one of them marked wrong."""
+    computed, filled = answered(
+        tmp_path,
+        {"topic": "c", "question": "Q?", "explanation": "E.",
+         "choices_from": "[best.name, 'lesson', 'cnn', 'logistic']", "answer_from": "'cnn'"},
+        {"topic": "f", "question": "Q?", "explanation": "E.",
+         "choices": ["lesson", "{{ best.name }}", "cnn"], "answer": 3},
+    )  # fmt: skip
+    assert (computed.choices, computed.right) == (["cnn", "lesson", "logistic"], [0])
+    assert (filled.choices, filled.choice_sources, filled.right) == (
+        ["lesson", "cnn"], ["lesson", "cnn"], [1]
+    )  # fmt: skip
+    assert filled.answer_text() == "cnn"
+
+
+def test_computed_choices_that_all_come_out_equal_cannot_be_answered(tmp_path):
+    entry = {"topic": "c", "question": "Q?", "explanation": "E.",
+             "choices_from": "[best.name, best.name]", "answer_from": "best.name"}  # fmt: skip
+    with pytest.raises(quiz.QuizError) as error:
+        answered(tmp_path, entry)
+    assert str(error.value) == (
+        f"{tmp_path / 'quiz.yaml'}: question 1: cannot be answered by this build (its choices "
+        "come out as one: cnn, fewer than 2 different choices); mark it `optional: true` to "
+        "leave it out when so"
+    )
+    assert answered(tmp_path, entry | {"optional": True}) == []
+
+
+def test_a_choice_written_twice_is_refused_in_one_line(tmp_path):
+    path = write_quiz(tmp_path, {**CHOICE, "choices": ["a", "b", "a"]})
+    with pytest.raises(quiz.QuizError) as error:
+        quiz.load(path)
+    assert str(error.value) == f"{path}: question 1: choices 1 and 3 are the same text: 'a'"

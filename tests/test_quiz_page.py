@@ -13,13 +13,16 @@ import json
 import re
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from stages import audience, lesson, quiz
 from tests.helpers import (
     BROWSER_ARGS,
+    ROOT,
     chromium,
     copy_build,
     readable,
@@ -200,7 +203,7 @@ def answer_by_keyboard(view, number: int, choice: int | None = None, typed: str 
         for _ in range(choice):
             view.keyboard.press("ArrowDown")
     else:
-        form.locator("input[type=number]").focus()
+        form.locator("input.number-answer").focus()
         view.keyboard.type(typed)
     view.keyboard.press("Tab")
     assert view.evaluate("document.activeElement.textContent") == "Check"
@@ -261,3 +264,106 @@ def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp
     assert "1. What is this lesson's goal?" in text
     assert "Draw one digit" not in text and "open an image" not in text
     assert set(requests) == {url}
+
+
+# How the page reads a typed number (docs/quiz.md): the number each question expects, what a
+# student types, and the verdict. Commas in groups of three group thousands, as the page
+# prints them; otherwise one comma is a decimal comma; a point is always a decimal point.
+UNREAD = "This is not a number the page can read: write it as 101770, 101,770 or 97.61."
+TYPED = [
+    (101770, "101,770", "Right."),
+    (101770, "101770", "Right."),
+    (101770, " 101,770 ", "Right."),
+    (101770, "101.770", "Not right."),
+    (0.9761, "0.9761", "Right."),
+    (0.9761, "0,9761", "Right."),
+    (0.976, "0,976", "Right."),  # A leading 0 starts no group of thousands.
+    (97.61, "97,61", "Right."),
+    (97.61, "97.61", "Right."),
+    (97610, "97,610", "Right."),  # Three digits after the comma: thousands.
+    (1234567.5, "1,234,567.5", "Right."),
+    (-0.5, "-0,5", "Right."),
+    (1234.5, "1.234,5", UNREAD),
+    (123456, "12,34,56", UNREAD),
+    (1, "one", UNREAD),
+    (1, "", "Type a number first."),
+]  # fmt: skip
+
+
+def quiz_page(tmp_path: Path, numbers: list[float]) -> Path:
+    """The page's quiz section alone, from the page's own template and script: a number
+    question (tolerance 0) for each of `numbers`, its answer encoded as the page encodes it."""
+    path = tmp_path / "quiz.yaml"
+    path.write_text(
+        yaml.safe_dump({"questions": [
+            {"topic": f"n{index}", "question": "How many?", "number": repr(number),
+             "explanation": "Because."}
+            for index, number in enumerate(numbers)
+        ]}),
+        encoding="utf-8",
+    )  # fmt: skip
+    questions = quiz.answer(quiz.load(path), {}, path)
+    salt = audience.salt(b"a build")
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters.update(lesson.FILTERS)
+    template = (ROOT / "stages/templates/page.html.j2").read_text(encoding="utf-8")
+    page = tmp_path / "quiz.html"
+    page.write_text(
+        environment.from_string(template).render(
+            values={"metrics": {"test": {"accuracy": 0.9}}},
+            parts=[lesson.Part(kind="build", name="quiz")],
+            unplaced=[],
+            title="Quiz",
+            questions=questions,
+            answers=audience.encode_answers(questions, salt),
+            salt=salt,
+            script=(ROOT / "stages/quiz.js").read_text(encoding="utf-8"),
+            style="",
+        ),
+        encoding="utf-8",
+    )
+    return page
+
+
+def test_the_number_box_reads_numbers_as_the_page_prints_them(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    page_file = quiz_page(tmp_path, [number for number, _, _ in TYPED])
+    verdicts = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        view = browser.new_page()
+        view.goto(page_file.as_uri(), wait_until="load")
+        for number, (_, typed, _) in enumerate(TYPED, start=1):
+            verdicts.append(answer_by_keyboard(view, number, typed=typed))
+        browser.close()
+    assert verdicts == [verdict for _, _, verdict in TYPED]
+
+
+def test_the_weights_typed_as_the_page_prints_them_are_right(project):
+    """The shipped question on this build's weights, typed with the page's thousands comma,
+    and the test accuracy with a decimal comma."""
+    from playwright.sync_api import sync_playwright
+
+    quiz_entries = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    topics = {entry["topic"]: n for n, entry in enumerate(quiz_entries, start=1)}
+    metrics = json.loads((project / "reports/metrics.json").read_text())["test"]
+    weights, accuracy = metrics["weights"], metrics["accuracy"] * 100
+    page = html.unescape((project / "reports/index.html").read_text())
+    assert f"{weights:,}" in page  # The page prints the weights with a thousands comma.
+    typed = [
+        ("weights", f"{weights:,}", "Right."),
+        ("weights", str(weights), "Right."),
+        ("weights", f"{weights + 1:,}", "Not right."),
+        ("test-accuracy", f"{accuracy:.2f}".replace(".", ","), "Right."),
+        ("test-accuracy", f"{accuracy:.2f}", "Right."),
+    ]
+    verdicts = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        view = browser.new_page()
+        for topic, text, _ in typed:
+            view.goto((project / "reports/index.html").as_uri(), wait_until="load")
+            verdicts.append(answer_by_keyboard(view, topics[topic], typed=text))
+        browser.close()
+    assert verdicts == [verdict for _, _, verdict in typed]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, cli, evaluate, prepare, render, repeatable, summary, train
+from stages import artifacts, cli, evaluate, prepare, render, repeatable, summary, train, values
 from stages.model import build_model, make_optimizer
 from tests.helpers import ROOT, copy_project, random_digits, render_reports
 
@@ -318,6 +318,32 @@ def test_per_class_scores_match_their_definitions():
     np.testing.assert_allclose(scores["recall"], [0.5, 1.0, 0.0])
     np.testing.assert_allclose(scores["f1"], [2 / 3, 0.5, 0.0])
     assert list(scores["support"]) == [2, 1, 1]
+
+
+def test_the_hardest_digit_is_one_with_test_images_in_a_small_test_set():
+    """`prepare.test_size: 20` keeps MNIST's first 20 test images, which hold no 8: its recall
+    is undefined (evaluate writes 0), so it is neither the hardest digit nor a row per digit."""
+    true = np.array([7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6, 9, 0, 1, 5, 9, 7, 3, 4])
+    predicted = true.copy()
+    predicted[8] = 6  # One of the two 5s is read as a 6: the 5's recall is 50%.
+    matrix = evaluate.confusion_matrix(true, predicted)
+    per_class = evaluate.per_class_scores(matrix)
+    assert per_class.loc[8, "support"] == 0 and per_class.loc[8, "recall"] == 0
+    found = values.confusion_values(matrix, per_class, summary.most_confused(matrix, top=5))
+    assert found["hardest_digit"] == {"digit": 5, "recall": 0.5}
+    assert found["easiest_digit"] == {"digit": 0, "recall": 1.0}
+    assert [row["digit"] for row in found["per_digit"]] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+    assert found["most_confused_digit"] == {"digit": 5, "digits": [5], "count": 1}
+    perfect = evaluate.confusion_matrix(true, true)
+    found = values.confusion_values(
+        perfect, evaluate.per_class_scores(perfect), summary.most_confused(perfect, top=5)
+    )
+    assert 8 not in found["most_confused_digit"]["digits"]  # A tie at 0 mistakes.
+    assert found["hardest_digit"] == {"digit": 0, "recall": 1.0}
+    table = summary.per_digit_table(matrix, per_class)
+    assert list(table["digit"]) == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+    assert list(table["right"]) == [3, 3, 1, 1, 3, 1, 1, 2, 4]
+    assert table.loc[table["digit"] == 5, "recall"].item() == "50.00%"
 
 
 def test_predictions_table_takes_the_most_probable_digit():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import predict
+from stages import names, predict
 from tests.conftest import DEFAULT_VARIANTS
 from tests.helpers import BROWSER_ARGS, ROOT, chromium
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 # The lesson's model, then each variation students may see (not those whose settings only the
 # instructor sees: the assignment's), in the order the page answers.
-HIDDEN = yaml.safe_load((ROOT / "params.yaml").read_text())["course"]["instructor_only"]
+HIDDEN = names.instructor_only(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
 MODELS = {
     "lesson": "models/model.keras",
     **{name: f"models/variants/{name}/model.keras"

@@ -1,7 +1,8 @@
 """Assemble the student site, `_site/`, from a build: what CI publishes, to look at first.
 
 `make site` (`python -m tools.site [--out _site]`) copies the files of one allow-list, the
-student page and the student notebook, and nothing else. The instructor-only outputs are not
+student page and the student notebook, and nothing else, after searching each for
+instructor-only material (stages/leaks.py). The instructor-only outputs are not
 listed here but found where they are declared: the outs of the stages whose `meta` in
 dvc.yaml says `audience: instructor`, as DVC reads them. If the allow-list ever names one of
 them, or a folder that holds one, nothing is written.
@@ -21,6 +22,11 @@ import re
 import shutil
 import sys
 from pathlib import Path, PurePosixPath
+
+import yaml
+
+from stages import leaks
+from stages.cli import StageError
 
 # What students get: the build's path -> the path in the site. Nothing else is published.
 ALLOW_LIST = {
@@ -111,6 +117,24 @@ def clear(out: Path, ours: set[str]) -> None:
     shutil.rmtree(out)
 
 
+def withheld(root: Path) -> leaks.Withheld:
+    """What no student file may hold, from the build's files where dvc.yaml puts them."""
+    tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    paths = next(
+        item["paths"] for item in tree["vars"] if isinstance(item, dict) and "paths" in item
+    )
+    try:
+        return leaks.read_withheld(
+            values_path=root / paths["values"],
+            lesson_path=root / paths["lesson"],
+            quiz_path=root / paths["quiz"],
+            plan_path=root / paths["plan"],
+            variant_reports=root / paths["variant_reports"],
+        )
+    except (OSError, StageError) as error:
+        raise SiteError(f"cannot gather what students may not see: {error}") from None
+
+
 def build_site(
     root: Path, out: Path, repository: str | None, allow_list: dict[str, str]
 ) -> list[Path]:
@@ -129,6 +153,16 @@ def build_site(
         if url and target == "index.html":
             data = with_colab_link(data.decode("utf-8"), url).encode("utf-8")
         contents[out / target] = data
+    # The last check: every file of the site is searched for instructor-only material, in
+    # case a student output was made some other way than its stage makes it.
+    secrets = withheld(root)
+    for destination, data in contents.items():
+        try:
+            leaks.check(destination, data.decode("utf-8"), secrets)
+        except UnicodeDecodeError:
+            raise SiteError(f"{destination}: not UTF-8 text, so it cannot be searched") from None
+        except leaks.LeakError as error:
+            raise SiteError(str(error)) from None
     clear(out, set(allow_list.values()))
     out.mkdir(parents=True)
     for destination, data in contents.items():
