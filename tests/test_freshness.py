@@ -332,14 +332,17 @@ def test_a_dependency_added_in_dvc_yaml_without_a_rebuild_fails_on_a_fresh_clone
         encoding="utf-8",
     )
     commit(lesson, "The answer key reads the figures, not rebuilt")
-    # Source files changed without a rebuild still fail, from `dvc status`, as before.
-    (lesson / "course/plan.md").write_text("# Edited\n", encoding="utf-8")
-    commit(lesson, "The plan edited, not rebuilt")
+    # Source files changed without a rebuild still fail, from `dvc status`, as before: here the
+    # answer key's own module, which no other stage reads.
+    assert consumers(lock_of(lesson), "stages/key.py") == ["answer_key"]
+    with (lesson / "stages/key.py").open("a", encoding="utf-8") as module:
+        module.write("# Edited, not rebuilt.\n")
+    commit(lesson, "The answer key's module edited, not rebuilt")
     assert_fails_without_building(
         fresh_clone(lesson, tmp_path / "fresh"),
         [
             "error: answer_key: dvc.lock does not match reports/figures (in dvc.yaml, not in "
-            f"dvc.lock), course/plan.md (modified); {RERUN}"
+            f"dvc.lock), stages/key.py (modified); {RERUN}"
         ],
     )
 
