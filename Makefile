@@ -15,7 +15,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv browser repro test lint site format probe bench platforms pythons lock clean-venv
+.PHONY: help venv browser repro restore test lint site format probe bench platforms pythons lock clean-venv
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -42,6 +42,24 @@ venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other ta
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/dvc repro
 	@echo "The course page: $(CURDIR)/reports/index.html (open it in a browser; nothing else is needed)"
+
+# The build from the DVC remote, as both CI workflows restore it before they build: `dvc pull`
+# from the default remote (else the first one .dvc/config lists), with the keys DVC's S3 client
+# reads from the environment, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never written to a
+# file. Without a remote or without keys nothing is pulled; what the remote lacks is left for
+# `make repro` (--allow-missing). docs/publishing.md says where CI's keys come from.
+restore: $(BIN)/activate ## Pull the build from the DVC remote, its keys from the environment (CI).
+	@if ! remote="$$($(BIN)/dvc remote default 2>/dev/null)"; then \
+		remote="$$($(BIN)/dvc remote list | awk 'NR == 1 { print $$1 }')"; \
+	fi; \
+	if [ -z "$$remote" ]; then \
+		echo "::notice::No DVC remote in .dvc/config: nothing restored, the build is made here."; \
+	elif [ -z "$$AWS_ACCESS_KEY_ID" ] || [ -z "$$AWS_SECRET_ACCESS_KEY" ]; then \
+		echo "::notice::No keys for the DVC remote $$remote (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): nothing restored, the build is made here."; \
+	else \
+		echo "Restoring the build from the DVC remote $$remote"; \
+		$(BIN)/dvc pull --remote "$$remote" --allow-missing; \
+	fi
 
 # Chromium for the browser tests (the course page in tests/test_page.py and test_try_it.py, and
 # `make bench`). Playwright's own build comes first, as Playwright intends; where its download

@@ -161,6 +161,7 @@ def test_permissions_are_read_only_except_the_grants_each_job_needs(pull_request
             assert job["permissions"].get("contents") in ("read", "write"), name
     assert {name: writes(job) for name, job in pull_request["jobs"].items()} == {
         "test": {},
+        "gate": {},
         "build": {},
         "comment": {"pull-requests": "write"},
     }
@@ -171,15 +172,16 @@ def test_permissions_are_read_only_except_the_grants_each_job_needs(pull_request
     }
 
 
-def test_pull_requests_from_forks_get_the_tests_only_and_no_secrets(pull_request, publish):
+def test_pull_requests_from_forks_get_the_tests_and_the_gate_and_no_secrets(pull_request, publish):
     assert set(pull_request["on"]) == {"pull_request"}
     for path in (PULL_REQUEST, PUBLISH):
         assert "pull_request_target" not in path.read_text(encoding="utf-8")
     jobs = pull_request["jobs"]
-    # The tests-only job runs for every pull request, with no secret and no write access.
-    test = jobs["test"]
-    assert "if" not in test and not mentions_secrets(test) and not writes(test)
-    assert "make test" in runs(test)
+    # The tests and the gate run for every pull request, with no secret and no write access.
+    for name in ("test", "gate"):
+        assert "if" not in jobs[name], name
+        assert not mentions_secrets(jobs[name]) and not writes(jobs[name]), name
+    assert "make test" in runs(jobs["test"])
     # Every job with a secret or a write grant runs for this repository's own branches only.
     guarded = [name for name, job in jobs.items() if mentions_secrets(job) or writes(job)]
     assert sorted(guarded) == ["build", "comment"]
@@ -187,14 +189,113 @@ def test_pull_requests_from_forks_get_the_tests_only_and_no_secrets(pull_request
         assert jobs[name]["if"] == SAME_REPOSITORY, name
 
 
+BASE_SHA = "${{ github.event.pull_request.base.sha }}"
+# The base commit's copy of the gate, on the pull request's files: tools/ from ../base only.
+BASE_GATE = re.compile(
+    r"^PYTHONPATH=\.\./base (\.\./base/)?\.venv/bin/python -P -m tools\.freshness"
+)
+
+
+def checkouts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each checkout of a job is given (`with:`), in order."""
+    return [
+        step.get("with", {})
+        for step in steps(job)
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+
+
+def test_the_gate_job_is_never_skipped_and_runs_the_base_commits_copy_without_the_build(
+    pull_request,
+):
+    gate = pull_request["jobs"]["gate"]
+    # No `if:` on the job nor on any step: GitHub reports a skipped job as a success.
+    assert "if" not in gate and "needs" not in gate
+    assert all("if" not in step for step in steps(gate))
+    assert "environment" not in gate and not mentions_secrets(gate)
+    # The pull request's files in one folder, the base commit's in another.
+    assert checkouts(gate) == [
+        {"path": "pull-request", "persist-credentials": False},
+        {"ref": BASE_SHA, "path": "base", "persist-credentials": False},
+    ]
+    venv = next(step for step in steps(gate) if step.get("run") == "make venv")
+    assert venv["working-directory"] == "base"
+    [check] = [step for step in steps(gate) if "tools.freshness" in step.get("run", "")]
+    assert check["working-directory"] == "pull-request"
+    assert check["run"] == (
+        "PYTHONPATH=../base ../base/.venv/bin/python -P -m tools.freshness --no-build"
+    )
+    # Nothing else runs there: no restore, no build, no code of the pull request.
+    assert [step["run"] for step in steps(gate) if "run" in step] == ["make venv", check["run"]]
+
+
+def test_every_run_of_the_gate_is_the_base_commits_copy(pull_request):
+    for name, job in pull_request["jobs"].items():
+        for step in steps(job):
+            if "tools.freshness" in step.get("run", ""):
+                assert BASE_GATE.match(step["run"]), f"{name}: {step['run']}"
+                assert {"ref": BASE_SHA, "path": "base", "persist-credentials": False} in (
+                    checkouts(job)
+                ), name
+
+
+def test_the_remotes_keys_reach_only_the_step_that_pulls_and_no_file(pull_request, publish):
+    for flow in (pull_request, publish):
+        for name, job in flow["jobs"].items():
+            assert "secrets." not in json.dumps(job.get("env", {})), name
+            with_secrets = [step for step in steps(job) if "secrets." in json.dumps(step)]
+            for step in steps(job):
+                assert "config.local" not in step.get("run", ""), name
+                assert "--local" not in step.get("run", ""), name
+            if not with_secrets:
+                continue
+            # One step, which pulls with `make restore`, gets the keys, in its env only.
+            [step] = with_secrets
+            assert step["run"] == "make restore", name
+            assert step["env"] == {
+                "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}",
+                "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+            }
+            assert "secrets." not in json.dumps({k: v for k, v in step.items() if k != "env"})
+    restore = subprocess.run(
+        ["make", "-n", "restore"],
+        cwd=ROOT,
+        env=os.environ | FRESH_MAKE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "dvc pull --remote" in restore
+    assert "--local" not in restore and "config.local" not in restore
+    assert "remote modify" not in restore
+
+
+def test_pull_requests_and_publishing_keep_the_keys_in_environments_of_their_own(
+    pull_request, publish
+):
+    for flow in (pull_request, publish):
+        for name, job in flow["jobs"].items():
+            if mentions_secrets(job):
+                assert job["environment"]["deployment"] is False, name
+    assert pull_request["jobs"]["build"]["environment"]["name"] == "dvc-remote-read"
+    assert publish["jobs"]["build"]["environment"]["name"] == "dvc-remote"
+    page = (ROOT / "docs" / "publishing.md").read_text(encoding="utf-8")
+    assert "`dvc-remote-read`" in page and "`dvc-remote`" in page
+
+
+def test_publishing_and_the_colab_push_run_only_from_main(publish):
+    # workflow_dispatch may be run from any branch: every job checks the branch itself.
+    for name, job in publish["jobs"].items():
+        assert job["if"] == "github.ref == 'refs/heads/main'", name
+
+
 def test_the_pull_request_build_sets_up_restores_gates_comments_and_previews(pull_request):
     build = pull_request["jobs"]["build"]
     commands = runs(build)
     order = [
         "make venv",
-        "dvc remote list",
-        "dvc pull",
-        "python -m tools.freshness",
+        "make restore",
+        "-m tools.freshness",
         "python -m tools.pr_comment",
         "make site",
     ]
@@ -202,16 +303,16 @@ def test_the_pull_request_build_sets_up_restores_gates_comments_and_previews(pul
     assert -1 not in positions and positions == sorted(positions), dict(
         zip(order, positions, strict=True)
     )
-    # The pull happens only when a remote is configured and its secrets are set.
-    restore = next(step for step in steps(build) if "dvc pull" in step.get("run", ""))
-    assert 'if [ -z "$remote" ]' in restore["run"]
-    assert '[ -z "$AWS_ACCESS_KEY_ID" ]' in restore["run"]
-    assert "dvc remote modify --local" in restore["run"]
-    assert set(restore["env"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    # The gate here rebuilds what the remote lacks (no --no-build), in the pull request's
+    # environment, whose stages it must run.
+    gate = next(step for step in steps(build) if "tools.freshness" in step.get("run", ""))
+    assert gate["run"] == "PYTHONPATH=../base .venv/bin/python -P -m tools.freshness"
+    assert build["defaults"]["run"]["working-directory"] == "pull-request"
     # The base branch's commit reaches the comment through the environment.
     assert "BASE_SHA" in commands and "github.event.pull_request.base.sha" in json.dumps(build)
     artifacts = [step["with"] for step in steps(build) if "upload-artifact" in step.get("uses", "")]
-    assert {"name": "course-site", "path": "_site/"}.items() <= artifacts[0].items()
+    assert {"name": "course-site", "path": "pull-request/_site/"}.items() <= artifacts[0].items()
+    assert {"name": "pr-comment", "path": "pull-request/comment.md"}.items() <= artifacts[1].items()
     comment = pull_request["jobs"]["comment"]
     assert comment["needs"] == "build" and "actions/checkout" not in uses(comment)
     assert pr_comment.MARKER in runs(comment)
@@ -492,10 +593,19 @@ def test_the_gate_rebuilds_missing_outputs_and_warns_of_other_bytes_naming_the_s
     project = copy_build(lesson_build[0], tmp_path / "project")
     # As on a runner whose CPU gives other bytes for one stage: the committed lock records
     # other bytes for render's summary than this machine makes, and the file is not there.
+    # No stage reads the summary, so no other entry records its hash: only a rebuild can tell.
+    # A hand-edited hash of an output another stage reads fails without building
+    # (tests/test_freshness.py).
     lock_file = project / "dvc.lock"
     lock = yaml.safe_load(lock_file.read_text())
     outs = lock["stages"]["render"]["outs"]
     summary = next(out for out in outs if out["path"] == "reports/confusion_summary.md")
+    readers = [
+        stage
+        for stage, entry in lock["stages"].items()
+        if any(dep["path"] == summary["path"] for dep in entry.get("deps", []))
+    ]
+    assert readers == []
     lock_file.write_text(lock_file.read_text().replace(summary["md5"], "0123456789abcdef" * 2, 1))
     (project / "reports/confusion_summary.md").unlink()
     # No run-cache, so that render runs; and no .venv on PATH, as when a CI step calls
