@@ -27,7 +27,7 @@ PYTHON_CHECK := import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v
 
 # pip only brings uv into the new venv; uv then installs the two locks exactly (about ten
 # times faster than pip on the same lock) and nothing else.
-$(BIN)/activate: requirements.lock requirements-dev.lock
+$(BIN)/activate: requirements.lock requirements-dev.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; this project needs Python 3.11, 3.12 or 3.13 (choose one: PYTHON=python3.12 make repro)" >&2; exit 1; }
 	@$(PYTHON) -c '$(PYTHON_CHECK)'
 	rm -rf $(VENV)

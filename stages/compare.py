@@ -22,7 +22,6 @@ Removes: the folders under --variant-reports and --variant-models of variations 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from collections.abc import Mapping
@@ -32,8 +31,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stages import artifacts, cli, config, names
-from stages.names import INSTRUCTOR_FIGURES, LESSON
+from pipeline import artifacts, cli, config, names
+from pipeline.names import INSTRUCTOR_FIGURES, LESSON
 
 SETTINGS = {"variants": names.variants_section}
 
@@ -150,10 +149,8 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.compare")
-    for option in ("metrics", "history", "variant-reports", "variant-models", "comparison"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    files = ("metrics", "history", "variant-reports", "variant-models", "comparison")
+    args = cli.arguments("compare", files, argv)
     settings = config.read_params(SETTINGS)
     compare(
         args.metrics,

@@ -11,7 +11,6 @@ Writes: --raw, an .npz with uint8 x_train (60000, 28, 28), y_train (60000,),
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.client
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import artifacts, cli, config
+from pipeline import artifacts, cli, config
 
 CANONICAL_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 CANONICAL_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -259,9 +258,7 @@ SETTINGS = {"data.source": data_source}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.download")
-    parser.add_argument("--raw", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("download", ["raw"], argv)
     settings = config.read_params(SETTINGS)
     download(settings["data.source"], args.raw)
 

@@ -11,14 +11,14 @@ Writes: --metrics (test loss, accuracy, macro F1, images, the model's weights),
 
 from __future__ import annotations
 
-import argparse
 import base64
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, repeatable
+from digits import repeatable
+from pipeline import artifacts, cli
 
 NUM_CLASSES = 10
 
@@ -84,7 +84,7 @@ def encode(weights: np.ndarray) -> str:
 def network_spec(model) -> dict:
     """The layers and weights of a trained model, for the course page's JavaScript.
 
-    Only what the pipeline builds is written (stages/model.py): Dense, Conv2D with "valid"
+    Only what the pipeline builds is written (digits/model.py): Dense, Conv2D with "valid"
     padding and stride 1, MaxPooling2D, Flatten, Reshape and LeakyReLU; dropout and
     augmentation layers do nothing at prediction time and are left out.
     """
@@ -164,11 +164,8 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.evaluate")
     files = ("model", "test-set", "metrics", "predictions", "confusion", "per-class", "network")
-    for option in files:
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("evaluate", files, argv)
     evaluate(
         args.model,
         args.test_set,

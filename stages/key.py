@@ -6,19 +6,19 @@ Reads:  --quiz (the author's questions), --plan (the author's session plan, Mark
 Writes: --key, one self-contained HTML file: every question with its answer, its explanation
         and, for computed ones, this build's value; the assignment's solution (every
         variation's settings and scores); and the session plan. It is instructor-only: the
-        student's site never holds it (stages/audience.py says what else is).
+        student's site never holds it (courseware/audience.py says what else is).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from stages import artifacts, audience, cli, config, lesson, quiz
+from courseware import audience, lesson, quiz
+from pipeline import artifacts, cli, config
 
 
 def answer_key(
@@ -75,10 +75,7 @@ def key(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.key")
-    for option in ("quiz", "plan", "values", "template", "style", "key"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("key", ("quiz", "plan", "values", "template", "style", "key"), argv)
     key(args.quiz, args.plan, args.values, args.template, args.style, args.key)
 
 

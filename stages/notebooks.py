@@ -10,9 +10,9 @@ Reads:  --audience (student or instructor), --lesson, --quiz, --values, --templa
         page's sections in Markdown), --figures and --comparison (the PNGs; the instructor's
         from --comparison/instructor/ where there is one); --plan and --variant-reports
         (the instructor-only networks), for the student's, only to make sure none of them
-        reaches it (stages/leaks.py).
+        reaches it (courseware/leaks.py).
 Writes: --notebook: for the student, exercises as stubs and no solutions or answers
-        (stages/audience.py decides); for the instructor, the exercises solved and the quiz
+        (courseware/audience.py decides); for the instructor, the exercises solved and the quiz
         answered. dvc.yaml runs it once for each, as two stages, so that the instructor's is
         declared where the student's site can leave it out.
 """
@@ -30,8 +30,9 @@ import jinja2
 import jupytext
 import nbformat
 
-from stages import artifacts, audience, cli, config, leaks, lesson, quiz
-from stages.names import INSTRUCTOR_FIGURES
+from courseware import audience, leaks, lesson, quiz
+from pipeline import artifacts, cli, config
+from pipeline.names import INSTRUCTOR_FIGURES
 
 
 class NotebookError(cli.StageError):
@@ -214,9 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.notebooks")
     parser.add_argument("--audience", choices=("student", "instructor"), required=True)
     files = ("lesson", "quiz", "plan", "values", "template", "figures", "comparison")
-    for option in (*files, "variant-reports", "notebook"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("notebooks", (*files, "variant-reports", "notebook"), argv, parser)
     write_notebook(
         args.audience,
         args.lesson,

@@ -7,16 +7,15 @@ Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's quest
         page's markup), --figures and --comparison (the PNGs, embedded), --network and each
         variation's network.json under --variant-reports (the weights the "Try it" section
         runs), --script, --quiz-script and --style (inlined).
-        What students may see of them is decided by stages/audience.py: the quiz's answers
+        What students may see of them is decided by courseware/audience.py: the quiz's answers
         travel encoded, and instructor-only cells and variations' settings are left out;
-        stages/leaks.py searches the page for what was left out before it is written.
+        courseware/leaks.py searches the page for what was left out before it is written.
 Writes: --page, one HTML file with no outside references: it works offline, can be mailed
         or published as it is, and reads on a phone as on a projector.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import struct
@@ -26,7 +25,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from stages import artifacts, audience, cli, config, leaks, lesson, quiz
+from courseware import audience, leaks, lesson, quiz
+from pipeline import artifacts, cli, config
 
 # The sections the page adds when the lesson does not place them, in this order.
 DEFAULT_ORDER = lesson.BUILT_IN
@@ -157,12 +157,9 @@ def page(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.page")
     files = ("lesson", "quiz", "plan", "values", "notebook", "template", "figures")
-    files += ("comparison", "network")
-    for option in (*files, "variant-reports", "script", "quiz-script", "style", "page"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    files += ("comparison", "network", "variant-reports", "script", "quiz-script", "style")
+    args = cli.arguments("page", (*files, "page"), argv)
     page(
         args.lesson,
         args.quiz,

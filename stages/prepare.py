@@ -8,14 +8,13 @@ Writes: --train-set/ with x_train.npy (float32, n x 28 x 28, in [0, 1]) and y_tr
 
 from __future__ import annotations
 
-import argparse
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from stages import artifacts, cli, config
-from stages.config import whole
+from pipeline import artifacts, cli, config
+from pipeline.config import whole
 
 # MNIST's sizes: a setting may keep fewer images, never more.
 SETTINGS = {
@@ -57,10 +56,7 @@ def prepare(raw: Path, train_dir: Path, test_dir: Path, *, train_size: int, test
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.prepare")
-    for option in ("raw", "train-set", "test-set"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("prepare", ("raw", "train-set", "test-set"), argv)
     settings = config.read_params(SETTINGS)
     prepare(
         args.raw,

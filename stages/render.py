@@ -13,7 +13,6 @@ No model is loaded here, so this stage never imports TensorFlow.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stages import artifacts, cli, config, summary
-from stages.config import whole
+from digits import summary
+from pipeline import artifacts, cli, config
+from pipeline.config import whole
 
 SETTINGS = {
     "render.grid_size": whole(1, 100),
@@ -202,11 +202,8 @@ def render(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.render")
     files = ("test-set", "predictions", "confusion", "per-class", "history", "figures")
-    for option in (*files, "confused-pairs", "summary"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("render", (*files, "confused-pairs", "summary"), argv)
     settings = config.read_params(SETTINGS)
     render(
         args.test_set,

@@ -11,7 +11,6 @@ Writes: --model (the trained Keras model), --history (loss and accuracy per epoc
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,86 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages import artifacts, cli, config, model, repeatable
-from stages.config import fraction, number_between, one_of, positive_number, whole, widths
+from digits import model, repeatable, training
+from pipeline import artifacts, cli, config
 
 if TYPE_CHECKING:
     import keras
 
-TRAIN_IMAGES = 60_000
-
-# The rules for the settings this stage reads.
-SETTINGS = {
-    "model.kind": one_of(*model.KINDS),
-    "model.hidden_units": widths,
-    "model.activation": one_of(*model.ACTIVATIONS),
-    "model.leaky_relu_slope": fraction,
-    "model.dropout": fraction,
-    "train.epochs": whole(1, 1000),
-    "train.batch_size": whole(1, TRAIN_IMAGES),
-    "train.optimizer": one_of(*model.OPTIMIZERS),
-    "train.learning_rate": positive_number,
-    "train.seed": whole(0, 2**31 - 1),
-    "train.validation_split": fraction,
-    "train.early_stopping_patience": whole(0, 1000),
-    "train.augmentation.rotation": number_between(0, 180, "degrees"),
-    "train.augmentation.zoom": fraction,
-    "train.augmentation.shift": fraction,
-}
-
-
-def settings_together(values: Mapping[str, Any]) -> str | None:
-    """Early stopping watches the validation loss, so it needs images held out."""
-    patience = values.get("train.early_stopping_patience", 0)
-    if patience > 0 and values.get("train.validation_split") == 0:
-        return f"train.early_stopping_patience = {patience} needs train.validation_split above 0"
-    return None
-
-
-# Run this many batches per call into TensorFlow. It changes nothing in what is computed
-# (still one optimizer step per batch), but removes most of the per-step Python overhead.
-STEPS_PER_EXECUTION = 100
-
-
-def save_model(model: keras.Model, dest: Path) -> None:
-    """Save a .keras file whose bytes depend only on the model.
-
-    Keras stamps the save time into metadata.json and memory addresses (Python `id()`s)
-    into config.json as shared_object_id; both change from run to run.
-    """
-    with artifacts.atomic_file(dest) as tmp:
-        model.save(tmp)
-        artifacts.rewrite_zip(
-            tmp, {"metadata.json": _drop_save_date, "config.json": _renumber_shared_objects}
-        )
-
-
-def _drop_save_date(metadata: bytes) -> bytes:
-    fields = json.loads(metadata)
-    fields.pop("date_saved", None)
-    return json.dumps(fields).encode()
-
-
-def _renumber_shared_objects(config_json: bytes) -> bytes:
-    """Replace each shared_object_id by 1, 2, 3, ... in order of first appearance.
-
-    Equal ids stay equal, which is all that loading needs from them.
-    """
-    numbers: dict[int, int] = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            return {
-                key: numbers.setdefault(value, len(numbers) + 1)
-                if key == "shared_object_id"
-                else walk(value)
-                for key, value in node.items()
-            }
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        return node
-
-    return json.dumps(walk(json.loads(config_json))).encode()
+# The settings this stage reads: the network's and its training's, whose rules live with them.
+SETTINGS = training.SETTINGS
 
 
 def train(
@@ -131,7 +58,7 @@ def train(
         optimizer=model.make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION,
+        steps_per_execution=training.STEPS_PER_EXECUTION,
     )
     network.summary(print_fn=lambda line, **_: print(line))
     with artifacts.atomic_file(history_path) as history_tmp:
@@ -159,7 +86,7 @@ def train(
                 verbose=2,
             )
             seconds = time.perf_counter() - started
-        save_model(network, model_path)
+        training.save_model(network, model_path)
     epochs_run = len(history.epoch)
     print(
         f"train: {epochs_run} epochs over {kept} images in {seconds:.1f} s "
@@ -168,38 +95,19 @@ def train(
     return network
 
 
-ARCHITECTURE_KEYS = ("kind", "hidden_units", "activation", "leaky_relu_slope", "dropout")
-AUGMENTATION_KEYS = ("rotation", "zoom", "shift")
-
-
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{'train.augmentation.zoom': 0.1} -> {'train': {'augmentation': {'zoom': 0.1}}}."""
-    tree: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        *parents, last = dotted.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return tree
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.train")
-    parser.add_argument("--train-set", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--history", type=Path, required=True)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--settings", type=Path, help="a variation's settings (variant_settings)")
     where.add_argument("--trained-with", type=Path, help="where to record params.yaml's settings")
-    args = parser.parse_args(argv)
+    args = cli.arguments("train", ("train-set", "model", "history"), argv, parser)
     settings = args.settings or config.PARAMS_FILE
-    values = config.read_params(SETTINGS, together=settings_together, file=settings)
+    values = config.read_params(SETTINGS, together=training.settings_together, file=settings)
     train(
         args.train_set,
         args.model,
         args.history,
-        architecture={key: values[f"model.{key}"] for key in ARCHITECTURE_KEYS},
+        architecture={key: values[f"model.{key}"] for key in training.ARCHITECTURE_KEYS},
         epochs=values["train.epochs"],
         batch_size=values["train.batch_size"],
         optimizer=values["train.optimizer"],
@@ -207,10 +115,12 @@ def main(argv: list[str] | None = None) -> None:
         seed=values["train.seed"],
         validation_split=values["train.validation_split"],
         early_stopping_patience=values["train.early_stopping_patience"],
-        augmentation={key: values[f"train.augmentation.{key}"] for key in AUGMENTATION_KEYS},
+        augmentation={
+            key: values[f"train.augmentation.{key}"] for key in training.AUGMENTATION_KEYS
+        },
     )
     if args.trained_with:
-        artifacts.write_json(args.trained_with, {"changes": {}, **nest(values)})
+        artifacts.write_json(args.trained_with, {"changes": {}, **training.nest(values)})
 
 
 if __name__ == "__main__":

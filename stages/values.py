@@ -16,7 +16,6 @@ Writes: --values, one JSON file.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from importlib import metadata
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import artifacts, cli, config, names
+from pipeline import artifacts, cli, config, names
 
 # The variations (for who may see each: its variant_settings stage checks the flag), and the
 # sections a lesson may quote, which their own stages (prepare, render) check and which run
@@ -192,7 +191,7 @@ def gather(
     }
 
 
-def values(
+def write_values(
     metrics_path: Path,
     settings_path: Path,
     history_path: Path,
@@ -251,14 +250,11 @@ def lesson_names(tree: Any, prefix: str = "") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.values")
     files = ("metrics", "settings", "history", "predictions", "confusion", "per-class")
     files += ("confused-pairs", "figures", "comparison", "variant-reports", "raw", "model")
-    for option in (*files, "values"):
-        parser.add_argument(f"--{option}", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("values", (*files, "values"), argv)
     settings = config.read_params(SETTINGS)
-    values(
+    write_values(
         args.metrics,
         args.settings,
         args.history,

@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stages import artifacts, cli, config, train
-from stages.names import INSTRUCTOR_ONLY, LESSON, NAME
+from digits import training
+from pipeline import artifacts, cli, config
+from pipeline.names import INSTRUCTOR_ONLY, LESSON, NAME
 
 
 def check_name(name: str) -> None:
@@ -39,9 +40,9 @@ def check_name(name: str) -> None:
 def rules_for(name: str) -> dict[str, config.Rule]:
     """The lesson's rules, the same rules for the variant's optional overrides, and its
     optional `instructor_only` flag (a misspelt flag is an unknown key, refused)."""
-    overrides = {f"variants.{name}.{key}": rule for key, rule in train.SETTINGS.items()}
+    overrides = {f"variants.{name}.{key}": rule for key, rule in training.SETTINGS.items()}
     flag = {f"variants.{name}.{INSTRUCTOR_ONLY}": config.boolean}
-    return {**train.SETTINGS, **overrides, **flag}
+    return {**training.SETTINGS, **overrides, **flag}
 
 
 def resolve(values: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -54,14 +55,16 @@ def resolve(values: Mapping[str, Any], name: str) -> dict[str, Any]:
         for key, v in values.items()
         if key.startswith(prefix) and key != prefix + INSTRUCTOR_ONLY
     }
-    settings = {key: values[key] for key in train.SETTINGS}
+    settings = {key: values[key] for key in training.SETTINGS}
     settings.update(changes)
-    return {"changes": changes, **train.nest(settings)}
+    return {"changes": changes, **training.nest(settings)}
 
 
 def variant_settings(name: str, values: Mapping[str, Any], dest: Path) -> dict[str, Any]:
     resolved = resolve(values, name)
-    problem = train.settings_together(config.flatten({k: resolved[k] for k in ("model", "train")}))
+    problem = training.settings_together(
+        config.flatten({k: resolved[k] for k in ("model", "train")})
+    )
     if problem:
         raise config.ParamsError(f"{config.PARAMS_FILE}: variants.{name}: {problem}")
     artifacts.write_json(dest, resolved)
@@ -88,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         check_name(name)
     parser = argparse.ArgumentParser(prog="python -m stages.variants")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--variant", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = cli.arguments("variants", ["variant"], argv, parser)
     check_name(args.name)
     values = config.read_params(rules_for(args.name), optional=(f"variants.{args.name}",))
     variant_settings(args.name, values, args.variant)

@@ -20,7 +20,8 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from stages import artifacts, download
+from pipeline import artifacts
+from stages import download
 from tests.helpers import (
     ROOT,
     build_and_commit,

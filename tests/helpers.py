@@ -19,12 +19,15 @@ from stages import download, render
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a copy of the project needs to run: the pipeline, its params, code and pins.
+# The project's code: the stages dvc.yaml runs, the packages they share, and the page's
+# templates, scripts and styles.
+CODE = ["stages", "pipeline", "digits", "courseware", "templates"]
 PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
     "requirements.lock",
     "requirements-dev.lock",
-    "stages",
+    *CODE,
     "course",
     "reports/variants/README.md",
     "models/variants/README.md",

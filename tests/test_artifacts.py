@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts
-from tests.helpers import ROOT
+from pipeline import artifacts
+from tests.helpers import CODE, ROOT
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -69,7 +69,7 @@ def test_a_failed_folder_write_keeps_the_old_folder_whole(tmp_path):
 CRASH = """
 import os, shutil, sys
 from pathlib import Path
-from stages import artifacts
+from pipeline import artifacts
 dest, crash = Path(sys.argv[1]), sys.argv[2]
 renames, real_replace, real_rmtree = [], os.replace, shutil.rmtree
 def replace(source, target):
@@ -173,7 +173,7 @@ variants.main(sys.argv[1:])
 """
 KILLED_WRITER = """
 import os, sys
-from stages import artifacts
+from pipeline import artifacts
 with artifacts.atomic_file(sys.argv[1]) as tmp:
     tmp.write_bytes(b"half a mod")
     os._exit(9)
@@ -271,8 +271,8 @@ def text_calls_without_encoding(path: Path) -> list[str]:
 
 def test_text_is_read_and_written_as_utf8_whatever_the_locale():
     """Windows reads and writes text in its own code page unless told: every text read and
-    write in stages/ and tools/ names UTF-8."""
-    modules = sorted([*(ROOT / "stages").glob("*.py"), *(ROOT / "tools").glob("*.py")])
+    write in the project's code and tools/ names UTF-8."""
+    modules = sorted(path for folder in [*CODE, "tools"] for path in (ROOT / folder).glob("*.py"))
     assert len(modules) > 20
     found = [call for module in modules for call in text_calls_without_encoding(module)]
     assert found == []

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # when the interpreter's teardown of its modules destroys it.
 STAGE = """
 import atexit, sys
-from stages import cli
+from pipeline import cli
 class Kept:
     def __del__(self):
         print("teardown", end="")

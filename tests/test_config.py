@@ -14,7 +14,9 @@ import sys
 import pytest
 import yaml
 
-from stages import compare, config, download, prepare, render, train, variants
+from digits import training
+from pipeline import config
+from stages import compare, download, prepare, render, variants
 from tests.helpers import ROOT, VALUES_ON
 
 STAGES = ["download", "prepare", "train", "evaluate", "render", *VALUES_ON]
@@ -23,7 +25,7 @@ VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate
 RULES = {
     **download.SETTINGS,
     **prepare.SETTINGS,
-    **train.SETTINGS,
+    **training.SETTINGS,
     **render.SETTINGS,
     **compare.SETTINGS,
 }
@@ -159,7 +161,7 @@ def test_a_missing_key_is_named(params):
 def test_keys_outside_the_declared_ones_are_neither_read_nor_checked(params):
     params["render"]["grid_size"] = "huge"
     params["rendr"] = {"typo": 1}
-    values = config.check(params, ["model", "train"], train.SETTINGS)
+    values = config.check(params, ["model", "train"], training.SETTINGS)
     assert values["train.epochs"] == 5
     assert not any(key.startswith("render") for key in values)
 
@@ -174,11 +176,11 @@ def test_a_single_declared_key_is_checked_alone(params):
 def test_early_stopping_needs_a_validation_split(params):
     params["train"]["early_stopping_patience"] = 2
     values = check_all(params)
-    assert train.settings_together(values) == (
+    assert training.settings_together(values) == (
         "train.early_stopping_patience = 2 needs train.validation_split above 0"
     )
     values["train.validation_split"] = 0.1
-    assert train.settings_together(values) is None
+    assert training.settings_together(values) is None
 
 
 def test_a_local_source_that_exists_is_allowed(params, tmp_path, monkeypatch):
@@ -201,13 +203,13 @@ def test_a_stage_reads_the_sections_of_its_own_rules_only(tmp_path, monkeypatch)
     params["render"]["grid_size"] = "huge"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    assert config.read_params(train.SETTINGS)["train.epochs"] == 5
+    assert config.read_params(training.SETTINGS)["train.epochs"] == 5
     with pytest.raises(config.ParamsError, match=r"^params.yaml: render.grid_size = 'huge' is"):
         config.read_params(render.SETTINGS)
 
 
 def test_the_sections_are_those_dvc_yaml_declares():
-    assert config.sections(train.SETTINGS) == ["model", "train"]
+    assert config.sections(training.SETTINGS) == ["model", "train"]
     assert config.sections(download.SETTINGS) == ["data"]
     assert config.sections(compare.SETTINGS) == ["variants"]
     assert config.sections(variants.rules_for("cnn")) == ["model", "train", "variants.cnn"]
@@ -219,7 +221,7 @@ def test_values_are_checked_together(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(config.ParamsError) as error:
-        config.read_params(train.SETTINGS, together=train.settings_together)
+        config.read_params(training.SETTINGS, together=training.settings_together)
     assert str(error.value) == (
         "params.yaml: train.early_stopping_patience = 3 needs train.validation_split above 0"
     )
@@ -237,11 +239,11 @@ def test_a_variations_settings_file_is_read_by_the_same_rules(tmp_path):
         "cnn",
     )
     settings.write_text(json.dumps(resolved))
-    assert config.read_params(train.SETTINGS, file=settings)["model.kind"] == "cnn"
+    assert config.read_params(training.SETTINGS, file=settings)["model.kind"] == "cnn"
     resolved["train"]["epochs"] = 0
     settings.write_text(json.dumps(resolved))
     with pytest.raises(config.ParamsError) as error:
-        config.read_params(train.SETTINGS, file=settings)
+        config.read_params(training.SETTINGS, file=settings)
     assert str(error.value) == (
         f"{settings}: train.epochs = 0 is not a whole number from 1 to 1000"
     )
@@ -249,10 +251,10 @@ def test_a_variations_settings_file_is_read_by_the_same_rules(tmp_path):
 
 def test_a_missing_or_broken_settings_file_is_one_line(tmp_path):
     with pytest.raises(config.ParamsError, match=r"settings.json: file not found; run `dvc repro`"):
-        config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
+        config.read_params(training.SETTINGS, file=tmp_path / "settings.json")
     (tmp_path / "settings.json").write_text("{")
     with pytest.raises(config.ParamsError, match=r"settings.json: not valid JSON at line \d+$"):
-        config.read_params(train.SETTINGS, file=tmp_path / "settings.json")
+        config.read_params(training.SETTINGS, file=tmp_path / "settings.json")
 
 
 def test_the_committed_dvc_lock_matches_the_code_and_params():

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.cli import StageError
-from tests.helpers import ROOT
+from pipeline.cli import StageError
+from tests.helpers import CODE, ROOT
 from tests.test_page import built_reports  # noqa: F401 (a fixture)
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
@@ -88,7 +88,8 @@ def course_build(built_reports, monkeypatch):  # noqa: F811 (the fixture importe
     Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     trained_with = {"changes": {}, "model": params["model"], "train": params["train"]}
     Path(PATHS["settings"]).write_text(json.dumps(trained_with), encoding="utf-8")
-    Path("stages").symlink_to(ROOT / "stages")
+    for folder in CODE:
+        Path(folder).symlink_to(ROOT / folder)
     shutil.copytree(ROOT / "course", "course")
     for stage in ["values", *COURSE_STAGES]:
         run_stage(stage)

@@ -24,29 +24,45 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import config, variants
+from pipeline import config
+from stages import variants
 from tests.helpers import ROOT, copy_build, run
 
 STAGES = ROOT / "stages"
+# The packages of the project's code, lowest first: a module may import from its own package
+# and the ones before it, never from one after it (stages, which dvc.yaml runs, come last).
+LAYERS = ["pipeline", "digits", "courseware", "stages"]
 # Options in a cmd whose value is not a file.
 NOT_FILES = {"--name", "--audience"}
 
 
-def imports_of(module: str) -> set[str]:
-    """The stages.* modules that stages/<module>.py imports itself, anywhere in the file."""
+def module_file(dotted: str) -> str | None:
+    """`digits.model` -> `digits/model.py`, if that is one of the project's modules."""
+    path = dotted.replace(".", "/") + ".py"
+    return path if dotted.split(".")[0] in LAYERS and (ROOT / path).is_file() else None
+
+
+def imports_of(path: str) -> set[str]:
+    """The project's modules that the module at `path` (`stages/train.py`) imports itself,
+    anywhere in the file, as paths."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse((STAGES / f"{module}.py").read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            found.add(node.module.split(".")[1])
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")}
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {module_file(name) for name in names} - {None}
     return found
 
 
 def import_graph() -> dict[str, set[str]]:
-    return {path.stem: imports_of(path.stem) for path in STAGES.glob("*.py")}
+    return {
+        path.relative_to(ROOT).as_posix(): imports_of(path.relative_to(ROOT).as_posix())
+        for layer in LAYERS
+        for path in sorted((ROOT / layer).glob("*.py"))
+    }
 
 
 def reach(graph: dict[str, set[str]], module: str) -> set[str]:
@@ -59,8 +75,8 @@ def reach(graph: dict[str, set[str]], module: str) -> set[str]:
     return found
 
 
-def imported_by(module: str) -> set[str]:
-    return reach(import_graph(), module)
+def imported_by(path: str) -> set[str]:
+    return reach(import_graph(), path)
 
 
 def circles(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
@@ -107,7 +123,7 @@ def problems(pipeline_root: Path) -> list[str]:
         ]
         deps = {dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)}
         outs = {out.def_path for out in stage.outs}
-        code = {dep for dep in deps if dep.startswith("stages/") and dep.endswith(".py")}
+        code = {dep for dep in deps if dep.split("/")[0] in LAYERS and dep.endswith(".py")}
         data = deps - code - {"requirements.lock", "requirements-dev.lock"}
         files = {value for option, value in options.items() if option not in NOT_FILES}
 
@@ -122,7 +138,7 @@ def problems(pipeline_root: Path) -> list[str]:
             found.append(
                 f"{stage.name}: deps or outs {sorted((data | outs) - files)} not in its cmd"
             )
-        modules = {f"stages/{name}.py" for name in imported_by(module)}
+        modules = imported_by(f"stages/{module}.py")
         if code != modules:
             found.append(
                 f"{stage.name}: code deps lack {sorted(modules - code)}, "
@@ -157,7 +173,12 @@ def settings_reads(path: Path) -> list[str]:
 def test_stage_modules_read_params_only_through_their_own_rules():
     """The check above compares dvc.yaml with each module's SETTINGS; that holds only if a
     module reads params through its SETTINGS and no other way."""
-    reads = {path.stem: settings_reads(path) for path in STAGES.glob("*.py")}
+    reads = {
+        path.stem: settings_reads(path)
+        for layer in LAYERS
+        for path in (ROOT / layer).glob("*.py")
+        if path.stem != "__init__"
+    }
     assert sorted(reads.pop("config")) == ["'params.yaml'", "yaml.safe_load"]
     assert reads.pop("variants") == ["rules_for(args.name)"]
     # These read the author's YAML (the quiz, a cell's :tags:), not params.yaml: the quiz
@@ -202,8 +223,8 @@ def remove(items: list, item) -> None:
 # Each edit makes dvc.yaml disagree with the code in one way; the line it must produce.
 MUTATIONS = {
     "a code dep left out": (
-        lambda s: remove(s["train"]["deps"], "stages/model.py"),
-        "train: code deps lack ['stages/model.py']",
+        lambda s: remove(s["train"]["deps"], "digits/model.py"),
+        "train: code deps lack ['digits/model.py']",
     ),
     "a code dep the module does not import": (
         lambda s: s["evaluate"]["deps"].append("stages/render.py"),
@@ -248,10 +269,52 @@ def test_the_unedited_copy_passes(tmp_path):
     assert problems(pipeline_copy(tmp_path, lambda stages: None)) == []
 
 
-def test_no_two_stage_modules_import_each_other_even_through_others():
+def test_no_two_modules_import_each_other_even_through_others():
     graph = import_graph()
-    assert {"train", "model", "page", "config"} <= set(graph)
+    assert {"stages/train.py", "digits/model.py", "stages/page.py", "pipeline/config.py"} <= set(
+        graph
+    )
     assert circles(graph) == []
+
+
+def climbing(graph: dict[str, set[str]]) -> list[str]:
+    """The imports that run from a package to one after it in LAYERS: a shared module that
+    imports a stage, the pipeline's plumbing that imports the network, and so on."""
+    rank = {layer: number for number, layer in enumerate(LAYERS)}
+    return sorted(
+        f"{module} imports {other}"
+        for module, others in graph.items()
+        for other in others
+        if rank[other.split("/")[0]] > rank[module.split("/")[0]]
+    )
+
+
+def test_no_shared_module_imports_a_stage_and_no_import_climbs_back_up():
+    """stages/ holds only what dvc.yaml runs; pipeline/, digits/ and courseware/ serve them
+    and never reach back; no stage imports another stage."""
+    graph = import_graph()
+    assert climbing(graph) == []
+    stage_to_stage = sorted(
+        f"{module} imports {other}"
+        for module, others in graph.items()
+        if module.startswith("stages/")
+        for other in others
+        if other.startswith("stages/")
+    )
+    assert stage_to_stage == []
+    run_by_dvc = {
+        cmd_options(stage["cmd"])[0]
+        for stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
+        if "cmd" in stage or "do" in stage
+        for stage in [stage.get("do", stage)]
+    }
+    assert {path.stem for path in STAGES.glob("*.py")} - {"__init__"} == run_by_dvc
+
+
+def test_the_direction_check_finds_an_import_that_climbs():
+    graph = {"pipeline/config.py": {"digits/model.py"}, "digits/model.py": set()}
+    assert climbing(graph) == ["pipeline/config.py imports digits/model.py"]
+    assert climbing({"stages/page.py": {"courseware/quiz.py"}}) == []
 
 
 def test_the_circle_check_finds_circles_direct_and_through_others():
@@ -263,7 +326,7 @@ def test_the_circle_check_finds_circles_direct_and_through_others():
 
 def test_no_stage_module_imports_dvc():
     """Only digit-predict, a command and not a stage, asks DVC where the model is."""
-    for path in STAGES.glob("*.py"):
+    for path in [path for layer in LAYERS for path in (ROOT / layer).glob("*.py")]:
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):

@@ -9,7 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from stages import artifacts, download
+from pipeline import artifacts
+from stages import download
 from tests.helpers import digests_of
 
 

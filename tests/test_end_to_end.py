@@ -62,7 +62,7 @@ def test_your_own_seven_is_read_as_7_and_a_broken_file_is_named(lesson, seven):
     project, _ = lesson
     (project / "broken.png").write_bytes(b"this is not a picture")
     result = run(
-        [sys.executable, "-m", "stages.predict", "seven.png", "broken.png"], project, check=False
+        [sys.executable, "-m", "digits.predict", "seven.png", "broken.png"], project, check=False
     )
     assert result.returncode == 1
     assert result.stdout.startswith("seven.png: 7  (7: ")

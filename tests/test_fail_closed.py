@@ -2,7 +2,7 @@
 
 The flag that makes a variation instructor-only is the variation's own setting; everything a
 student reads is filled from the student's values; the comparison figure students see leaves
-the instructor-only variations out; and the last check (stages/leaks.py) stops the page, the
+the instructor-only variations out; and the last check (courseware/leaks.py) stops the page, the
 student's notebook and `make site` when any of five kinds of instructor-only material is
 planted in them. The rules and messages are tested in-process; the planted kinds on a copy of
 the session's small build with the default variations.
@@ -19,19 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import (
-    artifacts,
-    audience,
-    compare,
-    config,
-    leaks,
-    lesson,
-    names,
-    notebooks,
-    page,
-    quiz,
-    variants,
-)
+from courseware import audience, leaks, lesson, quiz
+from pipeline import artifacts, config, names
+from stages import compare, notebooks, page, variants
 from tests.helpers import ROOT, copy_build, run
 
 # The values of a build with one instructor-only variation, enough for the rules below.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages import lesson
+from courseware import lesson
 
 VALUES = {
     "metrics": {"test": {"accuracy": 0.97612, "weights": 101770, "images": 10000}},

@@ -88,7 +88,7 @@ def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
         section, key = dotted.split(".")
         trained_with[section][key] = value
     (reports / "settings.json").write_text(json.dumps(trained_with))
-    values.values(
+    values.write_values(
         reports / "metrics.json",
         reports / "settings.json",
         reports / "history.csv",
@@ -113,14 +113,14 @@ def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
         ROOT / "course/quiz.yaml",
         reports / "values.json",
         notebook,
-        ROOT / "stages/templates/page.html.j2",
+        ROOT / "templates/page.html.j2",
         reports / "figures",
         reports / "comparison",
         reports / "network.json",
         reports / "variants",
-        ROOT / "stages/page.js",
-        ROOT / "stages/quiz.js",
-        ROOT / "stages/page.css",
+        ROOT / "templates/page.js",
+        ROOT / "templates/quiz.js",
+        ROOT / "templates/page.css",
         out,
     )
     return out.read_text()
@@ -144,9 +144,9 @@ def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(b
         "<script>",
     ]
     assert "http://" not in text and "https://" not in text
-    assert (ROOT / "stages/page.js").read_text() in text
-    assert (ROOT / "stages/quiz.js").read_text() in text
-    assert (ROOT / "stages/page.css").read_text() in text
+    assert (ROOT / "templates/page.js").read_text() in text
+    assert (ROOT / "templates/quiz.js").read_text() in text
+    assert (ROOT / "templates/page.css").read_text() in text
     images = re.findall(r"<img [^>]*>", text)
     assert len(images) == 6
     assert all(re.search(r'alt="[^"]{20,}"', image) for image in images)
@@ -192,7 +192,7 @@ def test_the_page_stage_reads_files_only():
         "import sys, stages.page; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'matplotlib', 'tensorflow', 'keras', 'dvc'}), "
-        "sorted(m for m in ('stages.train', 'stages.render', 'stages.model') if m in sys.modules))"
+        "sorted(m for m in ('stages.train', 'stages.render', 'digits.model') if m in sys.modules))"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import predict, repeatable
+from digits import predict, repeatable
 
 
 def stroke_image(size=(90, 60), dark_on_light=True) -> Image.Image:

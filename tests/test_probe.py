@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import artifacts, model, repeatable
+from digits import model, repeatable
+from pipeline import artifacts
 from tests.helpers import ROOT, run
 from tools import probe
 

@@ -1,5 +1,5 @@
 """The quiz: its form checked question by question, its answers computed from the build, and
-what students may see of it decided in stages/audience.py. Small inputs; the shipped quiz on
+what students may see of it decided in courseware/audience.py. Small inputs; the shipped quiz on
 a real build, in a browser and printed, is in tests/test_quiz_page.py."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import audience, lesson, notebooks, quiz
-from stages.cli import StageError
+from courseware import audience, lesson, quiz
+from pipeline.cli import StageError
+from stages import notebooks
 from tests.helpers import ROOT
 
 VALUES = {
@@ -220,7 +221,7 @@ def test_choices_that_quote_values_reach_the_notebooks_filled_in(tmp_path):
     assert question.choice_sources == ["101,770", "cnn", "10"]
     assert question.choices == ["101,770", "cnn", "10"]
     assert question.right == [0]  # The computed answer is matched with the filled choice.
-    template = (ROOT / "stages/templates/notebook.md.j2").read_text(encoding="utf-8")
+    template = (ROOT / "templates/notebook.md.j2").read_text(encoding="utf-8")
     for instructor in (False, True):
         shown = notebooks.sections(template, {"settings": {}}, [question], instructor).quiz()
         assert "{{" not in shown and "   - cnn\n" in shown

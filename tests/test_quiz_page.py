@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import audience, lesson, quiz
+from courseware import audience, lesson, quiz
 from tests.helpers import (
     BROWSER_ARGS,
     ROOT,
@@ -306,7 +306,7 @@ def quiz_page(tmp_path: Path, numbers: list[float]) -> Path:
     salt = audience.salt(b"a build")
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters.update(lesson.FILTERS)
-    template = (ROOT / "stages/templates/page.html.j2").read_text(encoding="utf-8")
+    template = (ROOT / "templates/page.html.j2").read_text(encoding="utf-8")
     page = tmp_path / "quiz.html"
     page.write_text(
         environment.from_string(template).render(
@@ -317,7 +317,7 @@ def quiz_page(tmp_path: Path, numbers: list[float]) -> Path:
             questions=questions,
             answers=audience.encode_answers(questions, salt),
             salt=salt,
-            script=(ROOT / "stages/quiz.js").read_text(encoding="utf-8"),
+            script=(ROOT / "templates/quiz.js").read_text(encoding="utf-8"),
             style="",
         ),
         encoding="utf-8",

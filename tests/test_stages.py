@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import artifacts, cli, evaluate, prepare, render, repeatable, summary, train, values
-from stages.model import build_model, make_optimizer
+from digits import repeatable, summary
+from digits.model import build_model, make_optimizer
+from pipeline import artifacts, cli
+from stages import evaluate, prepare, render, train, values
 from tests.helpers import ROOT, copy_project, random_digits, render_reports
 
 keras = repeatable.import_keras()
@@ -284,7 +286,7 @@ def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path
 # The train stage's process up to where it would run main(), saying what it would train with.
 TRAIN_STAGE_THREADS = """
 import os, runpy
-from stages import cli
+from pipeline import cli
 cli.run = lambda main: print(os.environ["TF_NUM_INTRAOP_THREADS"])
 runpy.run_module("stages.train", run_name="__main__")
 """
@@ -502,7 +504,7 @@ def test_the_gallery_says_why_it_is_empty(rng):
 
 
 def test_the_batches_come_in_a_new_seeded_order_every_epoch():
-    from stages.model import shuffled_batches
+    from digits.model import shuffled_batches
 
     batches = shuffled_batches(np.arange(10) * 10, np.arange(10), batch_size=4, seed=42)
     assert len(batches) == 3

@@ -1,5 +1,5 @@
 """The course page's "Try it": a digit drawn or opened in Chromium is read by this build's own
-networks, offline, and the page's JavaScript answers as `python -m stages.predict` does.
+networks, offline, and the page's JavaScript answers as `python -m digits.predict` does.
 
 Reads the session's small build (2,000 real training images) with the lesson's dense model
 and the default variations, a CNN among them, and drives its page with Playwright in
@@ -15,7 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import names, predict
+from digits import predict
+from pipeline import names
 from tests.conftest import DEFAULT_VARIANTS
 from tests.helpers import BROWSER_ARGS, ROOT, chromium
 
@@ -67,7 +68,7 @@ def digit_images(project, folder) -> list:
 
 
 def python_answers(project, model, images) -> dict[str, list[float]]:
-    """What stages.predict (the code behind `digit-predict`) answers for each image."""
+    """What digits.predict (the code behind `digit-predict`) answers for each image."""
     return {
         answer.file: answer.probabilities for answer in predict.predict(images, project / model)
     }
@@ -80,7 +81,7 @@ def digits(project, tmp_path_factory) -> list:
 
 @pytest.fixture(scope="module")
 def python_expected(project, digits) -> dict[str, dict[str, list[float]]]:
-    """Each network's probabilities for each digit image, from stages.predict."""
+    """Each network's probabilities for each digit image, from digits.predict."""
     return {name: python_answers(project, model, digits) for name, model in MODELS.items()}
 
 

@@ -2,7 +2,7 @@
 
 The committed dvc.lock was built on one CPU; another CPU repeats it only if every computation
 of a training gives the same bytes on both. This probe records, with the project's own code
-(stages.model, stages.repeatable, stages.train's compile settings), SHA-256 prefixes of what
+(digits.model, digits.repeatable, digits.training's compile settings), SHA-256 prefixes of what
 four networks compute, step by step:
 
 - initial_weights: the weights as built from the seed;
@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from stages import artifacts, cli, model, repeatable, train
+from digits import model, repeatable, training
+from pipeline import artifacts, cli
 
 # What the four networks are: build_model's keywords, the augmentation, and the optimizer.
 # The assignment's settings are those of its variation in params.yaml, written out here so
@@ -112,7 +113,7 @@ def network_fingerprints(
         optimizer=model.make_optimizer(optimizer, LEARNING_RATE),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=train.STEPS_PER_EXECUTION,
+        steps_per_execution=training.STEPS_PER_EXECUTION,
     )
     done = 0
     for steps in RECORDED_STEPS:
@@ -218,7 +219,7 @@ def fingerprint(train_set: Path, test_set: Path) -> dict[str, Any]:
         "cpu": cpu_description(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        # As the trainings ran, after stages.repeatable set them up.
+        # As the trainings ran, after digits.repeatable set them up.
         "settings": tensorflow_settings(),
         "images": len(train_images),
         "test_images": len(test_images),

@@ -2,7 +2,7 @@
 
 `make site` (`python -m tools.site [--out _site]`) copies the files of one allow-list, the
 student page and the student notebook, and nothing else, after searching each for
-instructor-only material (stages/leaks.py). The instructor-only outputs are not
+instructor-only material (courseware/leaks.py). The instructor-only outputs are not
 listed here but found where they are declared: the outs of the stages whose `meta` in
 dvc.yaml says `audience: instructor`, as DVC reads them. If the allow-list ever names one of
 them, or a folder that holds one, nothing is written.
@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from stages import leaks
-from stages.cli import StageError
+from courseware import leaks
+from pipeline.cli import StageError
 
 # What students get: the build's path -> the path in the site. Nothing else is published.
 ALLOW_LIST = {

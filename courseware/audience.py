@@ -11,7 +11,7 @@ Instructor-only:
 - the session plan, and the answer key's own files.
 
 Every student output is made from what `for_students` and `student_values` leave, and is
-searched before it is written for what they leave out (stages/leaks.py). The instructor's
+searched before it is written for what they leave out (courseware/leaks.py). The instructor's
 outputs use the author's files and the values as they are.
 
 The encoding of the answers is reversible by design: it keeps the answers out of sight of a
@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from stages import lesson
+from courseware import lesson
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
@@ -120,7 +120,7 @@ def salt(values_file: bytes) -> int:
 
 
 def keystream(seed: int) -> Iterator[int]:
-    """Bytes from mulberry32, a small generator that stages/quiz.js computes the same way."""
+    """Bytes from mulberry32, a small generator that templates/quiz.js computes the same way."""
     state = seed & 0xFFFFFFFF
     while True:
         state = (state + 0x6D2B79F5) & 0xFFFFFFFF

@@ -3,7 +3,7 @@
 `load` reads and checks the file; `answer` computes each question's choices and right answer
 from the values file (a question that cannot be computed for this build stops the build,
 unless it marks itself optional), and renders its text. Nothing here writes a file, and
-nothing here decides what students may see: stages/audience.py does.
+nothing here decides what students may see: courseware/audience.py does.
 
 docs/quiz.md describes the format for authors.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from stages import lesson
-from stages.cli import StageError
+from courseware import lesson
+from pipeline.cli import StageError
 
 WAYS = {
     ("choices", "answer"),
@@ -279,7 +279,7 @@ def _evaluate(expression: str, values: Mapping[str, Any], path: Any, number: int
     environment = _environment()
     try:
         compiled = environment.compile_expression(str(expression), undefined_to_none=False)
-        result = compiled(**lesson.Values(values))
+        result = compiled(**lesson.ValueTree(values))
         if isinstance(result, jinja2.Undefined):
             result._fail_with_undefined_error()
         return lesson.finite(lesson.plain(result))

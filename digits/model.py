@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.repeatable import import_keras
+from digits.repeatable import import_keras
 
 if TYPE_CHECKING:
     import keras

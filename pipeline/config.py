@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stages.cli import StageError
+from pipeline.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
 # A longer text in params.yaml is a pasted mistake, not a setting.

@@ -4,12 +4,29 @@ Problems a user can fix end in one line on stderr, not a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+
+
+def arguments(
+    stage: str,
+    files: Sequence[str],
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser | None = None,
+) -> argparse.Namespace:
+    """A stage's command line as dvc.yaml's cmd writes it: `--<name> PATH` for each of `files`,
+    every one required, and whatever else `parser` already takes. The stage module names its
+    files, so what it reads and writes stays in plain sight there and in dvc.yaml."""
+    parser = parser or argparse.ArgumentParser(prog=f"python -m stages.{stage}")
+    for name in files:
+        parser.add_argument(f"--{name}", type=Path, required=True)
+    return parser.parse_args(argv)
 
 
 class StageError(Exception):
@@ -20,7 +37,7 @@ def run(main: Callable[[], object]) -> None:
     """Call a stage's main() and end the process: exit code 0, or a one-line message and 1
     for a StageError, or 128 + the signal for Ctrl-C and SIGTERM."""
     # SIGTERM (a killed `dvc repro`, a closed terminal) unwinds like Ctrl-C, so the writers in
-    # stages.artifacts remove their temporary files on the way out.
+    # pipeline.artifacts remove their temporary files on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
@@ -37,7 +54,7 @@ def run(main: Callable[[], object]) -> None:
 def _leave(code: int) -> None:
     """End the process as Python would, without tearing down the modules it loaded.
 
-    By now every output is closed and renamed into place (the writers in stages.artifacts are
+    By now every output is closed and renamed into place (the writers in pipeline.artifacts are
     context managers). What a normal exit does that matters is run the atexit handlers
     (coverage saves its data there) and flush the standard streams; both are done here. What
     it skips is the interpreter's teardown of every module, which in a process that loaded

@@ -1,6 +1,6 @@
 // The quiz on the course page: check a student's answer and say whether it is right, and why.
 //
-// Each question's answer and explanation travel in the page encoded (stages/audience.py
+// Each question's answer and explanation travel in the page encoded (courseware/audience.py
 // writes them): XORed with a stream of bytes from mulberry32, seeded by this build's salt and
 // the question's number, then base64. That keeps them out of a glance at the page's source;
 // a student who reads this script can still decode them, and that is accepted.

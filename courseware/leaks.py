@@ -1,6 +1,6 @@
 """The last check before a student file is written: does it hold instructor-only material?
 
-stages/audience.py decides what students may see, and every student output is built from what
+courseware/audience.py decides what students may see, and every student output is built from what
 it leaves. This module checks the result, so that a way round that decision (a value quoted
 where it should not be, a new output, a hand-made file in the site) is caught rather than
 published. It searches a student file for five kinds of material, defined in docs/quiz.md:
@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from stages import audience, config, lesson, quiz
-from stages.cli import StageError
+from courseware import audience, lesson, quiz
+from pipeline import config
+from pipeline.cli import StageError
 
 KINDS = ("settings", "solution", "explanation", "key", "weights")
 RUN = 8  # consecutive weights that identify a network

@@ -1,6 +1,6 @@
 """Predict your own digit: classify photos or scans of handwritten digits with the trained model.
 
-    python -m stages.predict seven.png two.jpg [--json] [--model models/model.keras]
+    python -m digits.predict seven.png two.jpg [--json] [--model models/model.keras]
 
 Reads:  the images named, and the model the pipeline trained (the train stage's .keras
         output, as DVC resolves dvc.yaml), or the one named with --model.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages import repeatable
+from digits import repeatable
 
 MAX_FILE_BYTES = 50 * 2**20
 MAX_PIXELS = 50_000_000

@@ -1,6 +1,6 @@
 "use strict";
 // "Try it" on the course page: this build's own networks read a digit drawn or opened here,
-// offline, in plain JavaScript. The preparation repeats stages/predict.py number for number
+// offline, in plain JavaScript. The preparation repeats digits/predict.py number for number
 // (flattenAlpha, toMnist: see its docstrings), and the networks are the layers and weights
 // stages/evaluate.py exported, run as Keras runs them at prediction time.
 const DigitPredictor = (() => {
@@ -9,7 +9,7 @@ const DigitPredictor = (() => {
   const INK_THRESHOLD = 0.1;
   const MAX_PIXELS = 50000000;
 
-  // Rounding as stages/predict.py's round_half_up.
+  // Rounding as digits/predict.py's round_half_up.
   function roundHalfUp(value) {
     return Math.floor(value + 0.5);
   }

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from stages.cli import StageError
+from pipeline.cli import StageError
 
 
 class LessonError(StageError):
@@ -84,7 +83,7 @@ def read_course_text(path: Path | str) -> str:
 # Values as the lesson sees them -----------------------------------------------------------
 
 
-class Values(dict):
+class ValueTree(dict):
     """A mapping of the values file that knows its dotted name, so a missing name is reported
     whole (`metrics.test.acuracy`), not as its last part."""
 
@@ -97,7 +96,7 @@ class Values(dict):
 
 def _wrap(value: Any, name: str) -> Any:
     if isinstance(value, Mapping):
-        return Values(value, name)
+        return ValueTree(value, name)
     if isinstance(value, list):
         return [_wrap(item, f"{name}[{number}]") for number, item in enumerate(value)]
     return value
@@ -123,7 +122,7 @@ class _Unknown(jinja2.StrictUndefined):
         if self._undefined_exception is SecurityError and self._undefined_hint:
             return self._undefined_hint  # The sandbox's own words: which attribute, of what.
         parent, name = self._undefined_obj, self._undefined_name or "?"
-        if isinstance(parent, Values) and parent.name:
+        if isinstance(parent, ValueTree) and parent.name:
             return f"{parent.name}.{name}"
         return name
 
@@ -256,7 +255,7 @@ def unknown_filter_message(name: str) -> str:
 
 
 def unknown_value_message(name: str, values: Mapping[str, Any]) -> str:
-    # A student's values (stages/audience.py) know which names they leave out, and why.
+    # A student's values (courseware/audience.py) know which names they leave out, and why.
     why = getattr(values, "why_withheld", None)
     if why is not None and why(name):
         return why(name)
@@ -332,7 +331,7 @@ def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
         # lines (_template_line).
         code = jinja.compile(tree, name=name, filename=name)
         template = jinja.template_class.from_code(jinja, code, jinja.make_globals(None))
-        return template.render(Values(values))
+        return template.render(ValueTree(values))
     except (jinja2.TemplateSyntaxError, jinja2.TemplateRuntimeError) as error:
         line = getattr(error, "lineno", None) or _template_line(error, name)
         if misspelt_filter(error):
@@ -564,11 +563,3 @@ def _check_python(code: str, first_line: int) -> None:
     except SyntaxError as error:
         where = first_line + (error.lineno or 1) - 1
         raise Mistake(where, f"the code cell is not valid Python ({error.msg})") from None
-
-
-def code_cells(parts: list[Part]) -> Iterator[Part]:
-    return (part for part in parts if part.kind == "code")
-
-
-def read_values(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
