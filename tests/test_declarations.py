@@ -231,8 +231,8 @@ MUTATIONS = {
         "evaluate: code deps lack [], have extra ['stages/render.py']",
     ),
     "a foreach stage's code dep left out": (
-        lambda s: remove(s["variant_settings"]["do"]["deps"], "stages/train.py"),
-        "variant_settings@cnn: code deps lack ['stages/train.py']",
+        lambda s: remove(s["variant_settings"]["do"]["deps"], "digits/training.py"),
+        "variant_settings@cnn: code deps lack ['digits/training.py']",
     ),
     "a params section the module does not read": (
         lambda s: s["page"].setdefault("params", []).append("render.confused_pairs"),

@@ -111,6 +111,7 @@ def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
     page.page(
         lesson,
         ROOT / "course/quiz.yaml",
+        ROOT / "course/plan.md",
         reports / "values.json",
         notebook,
         ROOT / "templates/page.html.j2",

@@ -48,6 +48,7 @@ def test_the_defaults_are_the_lessons_baseline_assignment_and_what_next():
     assert DEFAULT_VARIANTS == {
         "logistic": {"model": {"hidden_units": []}},
         "assignment": {
+            "instructor_only": True,
             "model": {"hidden_units": [128, 64], "activation": "leaky_relu"},
             "train": {
                 "optimizer": "rmsprop",
