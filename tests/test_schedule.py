@@ -1,19 +1,20 @@
 """The parallel build (tools/schedule.py, `make repro`): the order it keeps, on hand-made
 graphs; on the small real-data build, the same dvc.lock as a serial build, byte for byte, a
-failing stage that stops the stages beside it and leaves nothing half-written, and `--jobs 1`
-as DVC's own `dvc repro`."""
+failing stage or Ctrl-C that stops the stages running and leaves nothing half-written, and
+`--jobs 1` as DVC's own `dvc repro`."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import networkx as nx
 import pytest
 
-from tests.helpers import ROOT, run, small_project
+from tests.helpers import ROOT, run, small_project, venv_env
 from tools import schedule
 
 # `python -m tools.schedule` in a copy of the project, which holds the pipeline but not the
@@ -211,10 +212,47 @@ def test_a_failing_stage_stops_the_stages_beside_it_and_leaves_nothing_half_writ
     started = {line.split(" | ")[0] for line in said if line.endswith(" | started")}
     assert "compare" not in started
 
+    assert_nothing_half_written(project, stopped=stopped[0], failed="variant_settings@bad")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_running_stage_and_leaves_nothing_half_written(tmp_path, real_mnist):
+    """Ctrl-C once the lesson's training has started, beside a variation's stages: every
+    stage running is stopped, and the build ends in one line."""
+    project = small_project(tmp_path / "project", real_mnist, variants=TINY_VARIANTS)
+    scheduler = subprocess.Popen(
+        [*SCHEDULE, "--jobs", "2"],
+        cwd=project,
+        env=venv_env() | TOOLS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    said = []
+    for line in scheduler.stdout:
+        said.append(line.rstrip("\n"))
+        if line == "train | started\n":
+            scheduler.send_signal(signal.SIGINT)
+            break
+    said += scheduler.stdout.read().splitlines()
+    assert scheduler.wait(timeout=120) == 128 + signal.SIGINT
+    assert scheduler.stderr.read() == (
+        "interrupted: the running stages were stopped; nothing half-written was left behind\n"
+    )
+    stopped = [line.split(" | ")[0] for line in said if " | stopped after " in line]
+    assert "train" in stopped, said
+    started = [line.split(" | ")[0] for line in said if line.endswith(" | started")]
+    ended = [line.split(" | ")[0] for line in said if " | done after " in line]
+    assert sorted(started) == sorted(stopped + ended)
+    assert_nothing_half_written(project, stopped="train")
+
+
+def assert_nothing_half_written(project: Path, stopped: str, failed: str | None = None) -> None:
+    """Every stage has either its complete outputs and its dvc.lock entry, or no output at
+    all; the stopped and the failed stage have none; no temporary file is left anywhere."""
     pipeline = schedule.read_pipeline(project)
-    lock = project / "dvc.lock"
-    recorded = set(schedule.lock_entries(project)) if lock.exists() else set()
-    assert stopped[0] not in recorded and "variant_settings@bad" not in recorded
+    recorded = set(schedule.lock_entries(project))
+    assert stopped not in recorded and failed not in recorded
     status = json.loads(run(["dvc", "status", "--json"], project).stdout)
     for stage in pipeline.order:
         outputs = [project / path for path in pipeline.outs[stage]]
@@ -222,8 +260,8 @@ def test_a_failing_stage_stops_the_stages_beside_it_and_leaves_nothing_half_writ
             assert stage not in status, (stage, status[stage])
         else:
             assert not any(path.exists() for path in outputs), stage
-    # No temporary file or folder anywhere: git sees no file but dvc.lock and the .gitignore
-    # files DVC wrote for the complete outputs.
+    # Git sees no file but dvc.lock and the .gitignore files DVC wrote for complete outputs:
+    # a temporary file or folder beside an output would be listed.
     untracked = subprocess.run(
         ["git", "ls-files", "--others", "--exclude-standard"],
         cwd=project,

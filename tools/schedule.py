@@ -38,8 +38,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -225,7 +225,7 @@ class Running:
     process: subprocess.Popen
     output: IO[bytes]
     started: float
-    stopped: bool = False
+    signalled: set[int] = field(default_factory=set)  # The commands told to stop.
 
 
 def _environment() -> dict[str, str]:
@@ -235,20 +235,31 @@ def _environment() -> dict[str, str]:
     return dict(os.environ, PATH=os.pathsep.join([folder, os.environ.get("PATH", "")]))
 
 
+# `dvc` itself, made deaf to SIGTERM (`stop` says why). A Python handler, unlike an ignored
+# signal, does not pass on to the stage's command, which DVC starts with SIGTERM as it comes.
+DVC_DEAF_TO_SIGTERM = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGTERM, lambda signum, frame: None)\n"
+    "from dvc.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def start(stage: str, root: Path, ended: queue.Queue) -> Running:
-    """Start `dvc repro --single-item <stage>`, its output to a temporary file; `ended` gets
-    the stage's name when the process ends."""
+    """Start `dvc --wait-for-lock repro --single-item <stage>`, its output to a temporary file;
+    `ended` gets the stage's name when the process ends."""
     # Closed by `show`, once the stage's output is printed.
     output = tempfile.TemporaryFile()  # noqa: SIM115
-    # A process group of its own, so that `stop` reaches DVC and the stage's command, and so
-    # that the terminal's Ctrl-C reaches this scheduler alone, which stops each in turn.
+    # A process group of its own, so that `stop` reaches the stage's command (and the shell DVC
+    # runs it in), and so that the terminal's Ctrl-C reaches this scheduler alone.
     group = (
         {"start_new_session": True}
         if os.name == "posix"
         else {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     )
     process = subprocess.Popen(
-        [dvc(), "--wait-for-lock", "repro", "--single-item", stage],
+        [sys.executable, "-c", DVC_DEAF_TO_SIGTERM]
+        + ["--wait-for-lock", "repro", "--single-item", stage],
         cwd=root,
         env=_environment(),
         stdin=subprocess.DEVNULL,
@@ -261,20 +272,43 @@ def start(stage: str, root: Path, ended: queue.Queue) -> Running:
 
 
 def stop(running: Running) -> None:
-    """Interrupt a stage as Ctrl-C interrupts `dvc repro`: SIGINT to DVC and the stage's
-    command. DVC ignores it while the command runs and then reports the command stopped;
-    the command (stages/cli.py) removes its temporary files on the way out. SIGTERM would end
-    DVC at once instead, maybe while it writes dvc.lock, and leave the command running."""
-    running.stopped = True
+    """Stop a stage's command, and let DVC end as it does when a command fails.
+
+    The command gets SIGTERM, on which it removes its temporary files and ends
+    (stages/cli.py). DVC does not hear it: stopped between its steps (hashing, saving to the
+    cache, writing dvc.lock, which it writes in place) it could leave them half done, or an
+    output that it never recorded. So DVC ends on its own, recording the stage if its command
+    had ended well, else nothing. A command DVC starts after the first call (it was still
+    checking the stage) gets its SIGTERM at the next call: `_wait` calls again until the
+    stage has ended. On Linux the commands are told apart through /proc; elsewhere the one
+    signal goes to the group at once.
+    """
     if running.process.poll() is not None:
         return
+    if os.name != "posix":
+        running.process.send_signal(signal.CTRL_BREAK_EVENT)
+        return
+    commands = _children(running.process.pid)
+    if commands is None:
+        commands = {0}
+    if commands - running.signalled:
+        try:
+            os.killpg(running.process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return  # It has just ended by itself.
+        running.signalled |= commands
+
+
+def _children(pid: int) -> set[int] | None:
+    """The processes `pid` started and that still run, or None where the system cannot say."""
+    process = Path(f"/proc/{pid}")
     try:
-        if os.name == "posix":
-            os.killpg(running.process.pid, signal.SIGINT)
-        else:
-            running.process.send_signal(signal.CTRL_BREAK_EVENT)
-    except (ProcessLookupError, PermissionError):
-        pass  # It has just ended by itself.
+        text = (process / "task" / str(pid) / "children").read_text(encoding="utf-8")
+    except OSError:
+        # Ended (its folder is gone), or a system without the file (no /proc at all, or a
+        # Linux built without it).
+        return set() if Path("/proc/self").exists() and not process.exists() else None
+    return {int(child) for child in text.split()}
 
 
 def show(running: Running, how: str) -> None:
@@ -292,8 +326,27 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM reached the scheduler."""
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
+# The signals received. The handler only notes them, and the scheduler raises Interrupted where
+# it waits (`_next`): raised anywhere, it could come between starting a stage's process and
+# noting it as running, and leave that process running on its own.
+_received: list[int] = []
+
+
+def _note(signum: int, frame: object) -> None:
+    _received.append(signum)
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[None]:
+    """Within the block, Ctrl-C and SIGTERM are noted in `_received`."""
+    _received.clear()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, _note) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> None:
@@ -307,6 +360,8 @@ def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> N
     failed: str | None = None
     try:
         while pending or running:
+            if _received:
+                raise Interrupted(_received[0])
             ready = [stage for stage in pending if pipeline.upstream[stage] <= done]
             for stage in ready[: jobs - len(running)]:
                 pending.remove(stage)
@@ -335,24 +390,28 @@ def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> N
 
 
 def _next(ended: queue.Queue) -> str:
-    # A timeout, so that Ctrl-C is seen while waiting (a blocking get() would hold it off).
-    while True:
+    """The next stage to end; Interrupted once a signal has been received."""
+    while not _received:
         try:
-            return ended.get(timeout=0.5)
+            return ended.get(timeout=0.2)
         except queue.Empty:
             continue
+    raise Interrupted(_received[0])
 
 
 def _wait(running: Mapping[str, Running], ended: queue.Queue) -> None:
-    """Wait for every stopped stage to end, even through a second Ctrl-C, and show each."""
+    """Wait for every stopped stage to end, whatever signal comes meanwhile, and show each;
+    meanwhile stop the commands DVC starts."""
     left = dict(running)
     while left:
         try:
-            stage = _next(ended)
-        except Interrupted:
+            stage = ended.get(timeout=0.2)
+        except queue.Empty:
+            for other in left.values():
+                stop(other)
             continue
-        stopped = left.pop(stage)
-        show(stopped, "stopped" if stopped.process.returncode else "done")
+        finished = left.pop(stage)
+        show(finished, "stopped" if finished.process.returncode else "done")
 
 
 def _one_line(error: BaseException) -> str:
@@ -406,21 +465,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ScheduleError("not inside a DVC project; run from the project folder") from None
         # DVC names a stage of the project's dvc.yaml by its name alone from its folder.
         os.chdir(root)
-        pipeline = read_pipeline(root)
-        stages = to_run(pipeline, outdated(root))
-        if not stages:
-            print("Every stage is up to date (dvc status); nothing to run.")
-            return 0
-        print(f"{len(stages)} of {len(pipeline.order)} stages to check or run, {jobs} at a time")
-        before, ignores = lock_entries(root), ignore_files(pipeline, root)
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            build(root, pipeline, stages, jobs)
-        finally:
-            # Whatever the build ended in, the stages that ended wrote their entries.
-            reorder_lock(root, before, pipeline.order)
-            reorder_ignores(pipeline, root, ignores)
+        with _signals_noted():
+            pipeline = read_pipeline(root)
+            stages = to_run(pipeline, outdated(root))
+            if not stages:
+                print("Every stage is up to date (dvc status); nothing to run.")
+                return 0
+            print(
+                f"{len(stages)} of {len(pipeline.order)} stages to run or check, {jobs} at a time"
+            )
+            before, ignores = lock_entries(root), ignore_files(pipeline, root)
+            try:
+                build(root, pipeline, stages, jobs)
+            finally:
+                # Whatever the build ended in, the stages that ended wrote their entries.
+                reorder_lock(root, before, pipeline.order)
+                reorder_ignores(pipeline, root, ignores)
     except ScheduleError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
