@@ -1,7 +1,7 @@
 """Build the pipeline with every core: the stages whose upstream stages are built run at once.
 
 DVC runs one stage at a time, and two `dvc repro` runs in one workspace collide (each locks the
-outputs of every stage it walks). One stage at a time, however, does not: this scheduler reads
+outputs of every stage it walks). Runs of one stage each do not, so this scheduler reads
 DVC's own graph of the stages and runs each stage, once every stage it depends on has ended, as
 `dvc --wait-for-lock repro --single-item <stage>`, a process of its own, as many at a time as
 this process may use cores (or --jobs). DVC itself decides, as in a serial build, whether a
@@ -10,9 +10,9 @@ finds up to date, with nothing upstream of them to run, start no process at all.
 
 Each stage's output is printed as one block when it ends, every line after the stage's name.
 If a stage fails, the stages running beside it are stopped, and one line names it; Ctrl-C (or
-SIGTERM) stops them all. A stopped stage leaves nothing half-written: it is interrupted as
-Ctrl-C interrupts `dvc repro` (see `stop`), and the stages write their outputs through
-temporary files (stages/artifacts.py).
+SIGTERM) stops them all. A stopped stage leaves nothing half-written: its command is stopped,
+not DVC (see `stop`), and the stages write their outputs through temporary files
+(stages/artifacts.py).
 
 DVC writes a stage's entry in dvc.lock when the stage ends, so stages ending in another order
 would leave another dvc.lock. After the build, the entries are put in the order a serial
