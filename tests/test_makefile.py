@@ -29,6 +29,25 @@ def test_make_test_gets_the_browser_before_it_runs_pytest():
     assert dry_run.index("playwright install chromium") < dry_run.index("-m pytest")
 
 
+@pytest.mark.parametrize(
+    ("jobs", "command"),
+    [({"JOBS": ""}, "-m tools.schedule"), ({"JOBS": "1"}, "-m tools.schedule --jobs 1")],
+)
+def test_make_repro_builds_with_the_scheduler_and_passes_jobs_on(jobs, command):
+    """`make repro` runs the stages at once (tools/schedule.py); `JOBS=1 make repro` asks it for
+    one at a time, which is `dvc repro` itself (tests/test_schedule.py runs both)."""
+    dry_run = subprocess.run(
+        ["make", "-n", "repro"],
+        cwd=ROOT,
+        env=os.environ | FRESH | jobs,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert any(line.endswith(command) for line in dry_run), dry_run
+    assert dry_run[-1].startswith('echo "The course page: ')
+
+
 @pytest.mark.parametrize("where", ["PATH", "pyenv"])
 def test_make_pythons_refuses_in_one_line_before_cloning_when_a_python_is_missing(tmp_path, where):
     """Only this interpreter's version is there (on PATH or as a pyenv build): the other two
