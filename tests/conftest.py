@@ -116,7 +116,8 @@ def variants_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[
 # start: the first two here build the two shared builds at once, one on each worker, and the
 # next two read the same build as the file before them on that worker.
 LONGEST_FIRST = ["test_pipeline.py", "test_variants.py", "test_split_build.py",
-                 "test_freshness.py", "test_fail_closed.py", "test_course_files.py",
+                 "test_freshness.py", "test_schedule.py", "test_fail_closed.py",
+                 "test_course_files.py",
                  "test_course.py", "test_notebooks.py", "test_quiz_page.py",
                  "test_faults.py", "test_try_it.py", "test_end_to_end.py",
                  "test_experiments.py", "test_publish.py", "test_remote.py",
