@@ -165,7 +165,7 @@ def main() -> None:
         import_keras = [
             sys.executable,
             "-c",
-            "from stages import repeatable; repeatable.import_keras()",
+            "from digits import repeatable; repeatable.import_keras()",
         ]
         # The stages this benchmark forced before the course was built from the pipeline (the
         # values, the notebooks and the key came after): the same work as then, in one DVC run.

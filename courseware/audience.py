@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,13 @@ def without_cells(source: str, tag: str, path: Path | str) -> str:
     `{{ }}` would decide after the fact), and a cell whose options do not read is refused
     rather than kept."""
     lines = source.splitlines(keepends=True)
-    for token in lesson.markdown().parse(source):
-        if token.type != "fence" or not token.info.startswith("{code-cell}"):
+    # A fence left open would blank, or keep, everything after it: refused first, named at
+    # the line where it opened.
+    for token in lesson.check_fences(source, path):
+        if token.type != "fence":
+            continue
+        if not token.info.startswith("{code-cell}"):
+            _refuse_hidden_cells(token, path)
             continue
         first = token.map[0] + 1
         for number, line in enumerate(token.content.splitlines(), start=first + 1):
@@ -60,10 +67,56 @@ def without_cells(source: str, tag: str, path: Path | str) -> str:
             options = lesson.options_of(token.content, first)[0]
         except lesson.Mistake as mistake:
             raise lesson.LessonError(path, mistake.line, str(mistake)) from None
+        _refuse_near_misses(options["tags"], path, first + 1)
         if tag in options["tags"]:
             for number in range(token.map[0], token.map[1]):
                 lines[number] = "\n"
     return "".join(lines)
+
+
+# The tags that decide who gets a cell. A tag that is nearly one of them (`Solution`,
+# `solutions`, `soluton`) would keep a solution for students without a word, so it is refused.
+AUDIENCE_TAGS = (SOLUTION_TAG, EXERCISE_TAG)
+
+
+def _near_miss(tag: str) -> str | None:
+    if tag in AUDIENCE_TAGS:
+        return None
+    found = difflib.get_close_matches(tag.lower(), AUDIENCE_TAGS, n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _refuse_near_misses(tags: list[str], path: Path | str, line: int) -> None:
+    for tag in tags:
+        meant = _near_miss(tag)
+        if meant:
+            raise lesson.LessonError(
+                path,
+                line,
+                f"tag {tag!r} is not one the build knows; did you mean {meant}? (only "
+                f"{meant!r}, exactly, decides who gets the cell)",
+            )
+
+
+_TAGS_LINE = re.compile(r"\s*:tags:(.*)")
+
+
+def _refuse_hidden_cells(token: Any, path: Path | str) -> None:
+    """A cell tagged for the instructor inside another fence (a figure's, or a longer fence
+    showing an example) is not a cell the build can take out: it would reach students as
+    text."""
+    for number, line in enumerate(token.content.splitlines(), start=token.map[0] + 2):
+        found = _TAGS_LINE.match(line)
+        if found and any(
+            word in AUDIENCE_TAGS or _near_miss(word)
+            for word in re.findall(r"[A-Za-z_-]+", found.group(1))
+        ):
+            raise lesson.LessonError(
+                path,
+                number,
+                "a cell tagged for the instructor inside another fence reaches students as "
+                "text; close the fence that holds it first",
+            )
 
 
 def for_students(source: str, path: Path | str) -> str:

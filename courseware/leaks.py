@@ -271,6 +271,8 @@ def views(name: str, content: str) -> list[str]:
             notebook = json.loads(content)
         except ValueError:
             return [content]
+        if not isinstance(notebook, dict):
+            return [content]
         pieces = []
         for cell in notebook.get("cells", []):
             pieces.append(_joined(cell.get("source", "")))

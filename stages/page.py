@@ -49,6 +49,14 @@ def read_networks(lesson_network: Path, variant_reports: Path, names: list[str])
     ]
 
 
+def checked_notebook(notebook: Path, secrets: leaks.Withheld) -> bytes:
+    """The student notebook's bytes, searched like the page: the page carries a copy of it
+    (base64, for its download link), where the page's own search cannot read its text."""
+    data = notebook.read_bytes()
+    leaks.check(notebook, data.decode("utf-8", errors="replace"), secrets)
+    return data
+
+
 def title_of(parts: list[lesson.Part]) -> str:
     """The lesson's first level-1 heading, as text."""
     for part in parts:
@@ -149,7 +157,7 @@ def page(
         script=Path(script).read_text(encoding="utf-8")
         + Path(quiz_script).read_text(encoding="utf-8"),
         style=Path(style).read_text(encoding="utf-8"),
-        notebook=Path(notebook).read_bytes(),
+        notebook=checked_notebook(Path(notebook), secrets),
     )
     leaks.check(page_path, text, secrets)
     artifacts.write_text(page_path, text)

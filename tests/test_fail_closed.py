@@ -379,3 +379,69 @@ def test_a_question_quoting_an_instructor_only_value_stops_the_page(project, mon
     assert str(error.value).startswith(
         "course/quiz.yaml: question 1: variants.assignment.settings is instructor-only"
     )
+
+
+@pytest.mark.parametrize("tag", ["Solution", "solutions", "soluton", "excercise"])
+def test_a_tag_that_is_nearly_solution_or_exercise_is_refused(tag):
+    text = CELL.format(options=f":tags: [{tag}]")
+    with pytest.raises(lesson.LessonError) as error:
+        audience.for_students(text, "course/lesson.md")
+    assert str(error.value).startswith(f"course/lesson.md:7: tag {tag!r} is not one the build")
+    assert "did you mean" in str(error.value)
+    # Other tags (Jupyter's own, papermill's) are the author's business.
+    assert audience.for_students(CELL.format(options=":tags: [hide-input]"), "l.md")
+
+
+def test_a_solution_cell_inside_another_fence_is_refused():
+    text = (
+        "# T\n\n````{figure} grid\n:alt: a grid\n```{code-cell} ipython3\n:tags: [solution]\n"
+        "secret = 42\n```\n````\n"
+    )
+    with pytest.raises(lesson.LessonError) as error:
+        audience.for_students(text, "course/lesson.md")
+    assert str(error.value).startswith(
+        "course/lesson.md:6: a cell tagged for the instructor inside another fence"
+    )
+
+
+def test_a_solution_cell_left_open_stops_the_students_lesson_too():
+    """Blanking from an open fence would take the rest of the lesson with it, silently."""
+    text = (
+        "# T\n\nIntro.\n\n```{code-cell} ipython3\n:tags: [solution]\nsecret = 42\n\n"
+        "## Next\n\n```{code-cell} ipython3\nx = 1\n```\n"
+    )
+    with pytest.raises(lesson.LessonError) as error:
+        audience.for_students(text, "course/lesson.md")
+    assert str(error.value).startswith("course/lesson.md:5: ")
+    assert "never closed" in str(error.value) or "open" in str(error.value)
+
+
+def test_the_page_searches_the_notebook_it_carries(project, monkeypatch):
+    notebook = project / "reports/lesson.ipynb"
+    original = notebook.read_bytes()
+    tree = json.loads(original)
+    tree["cells"][0]["source"] = secrets(project)["solution"]
+    notebook.write_text(json.dumps(tree), encoding="utf-8")
+    try:
+        with pytest.raises(leaks.LeakError) as error:
+            build_page(project, monkeypatch)
+    finally:
+        notebook.write_bytes(original)
+    assert str(error.value).startswith(
+        "reports/lesson.ipynb: a student file would hold instructor-only material (solution: "
+    )
+
+
+def test_make_site_says_in_one_line_when_the_values_are_not_json(project):
+    from tools import site
+
+    values_file = project / "reports/values.json"
+    original = values_file.read_bytes()
+    values_file.write_text("{ not json", encoding="utf-8")
+    try:
+        with pytest.raises(site.SiteError) as error:
+            site.build_site(project, project / "_site2", None, site.ALLOW_LIST)
+    finally:
+        values_file.write_bytes(original)
+    assert str(error.value).startswith("cannot gather what students may not see: ")
+    assert "\n" not in str(error.value)

@@ -175,9 +175,13 @@ def cpu_description(
     if "cache size" in fields:
         description["cache size"] = fields["cache size"]
     for index in sorted(caches.glob("index[0-9]*")):
-        level, kind, size = (
-            (index / part).read_text(encoding="utf-8").strip() for part in ("level", "type", "size")
-        )
+        try:
+            level, kind, size = (
+                (index / part).read_text(encoding="utf-8").strip()
+                for part in ("level", "type", "size")
+            )
+        except OSError:
+            continue  # A cache the system does not describe whole is left out.
         description[f"cache_{index.name}"] = f"L{level} {kind} {size}"
     return description
 
@@ -266,7 +270,7 @@ def read_stored(folder: Path) -> dict[Path, dict[str, Any]]:
             run = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(run.get("networks"), dict):
                 raise ValueError("it has no networks")
-        except (ValueError, AttributeError) as error:
+        except (OSError, ValueError, AttributeError) as error:
             raise ProbeError(f"{path} is not a fingerprint file ({error}); remove it") from None
         stored[path] = run
     return stored

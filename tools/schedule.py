@@ -12,7 +12,7 @@ Each stage's output is printed as one block when it ends, every line after the s
 If a stage fails, the stages running beside it are stopped, and one line names it; Ctrl-C (or
 SIGTERM) stops them all. A stopped stage leaves nothing half-written: its command is stopped,
 not DVC (see `stop`), and the stages write their outputs through temporary files
-(stages/artifacts.py).
+(pipeline/artifacts.py).
 
 DVC writes a stage's entry in dvc.lock when the stage ends, so stages ending in another order
 would leave another dvc.lock. After the build, the entries are put in the order a serial
@@ -275,22 +275,23 @@ def stop(running: Running) -> None:
     """Stop a stage's command, and let DVC end as it does when a command fails.
 
     The command gets SIGTERM, on which it removes its temporary files and ends
-    (stages/cli.py). DVC does not hear it: stopped between its steps (hashing, saving to the
+    (pipeline/cli.py). DVC does not hear it: stopped between its steps (hashing, saving to the
     cache, writing dvc.lock, which it writes in place) it could leave them half done, or an
     output that it never recorded. So DVC ends on its own, recording the stage if its command
     had ended well, else nothing. A command DVC starts after the first call (it was still
     checking the stage) gets its SIGTERM at the next call: `_wait` calls again until the
-    stage has ended. On Linux the commands are told apart through /proc; elsewhere the one
-    signal goes to the group at once.
+    stage has ended. On Linux the commands are told apart through /proc; on another POSIX
+    system the group is signalled at every call. Elsewhere (Windows) `main` builds serially.
     """
     if running.process.poll() is not None:
         return
-    if os.name != "posix":
-        running.process.send_signal(signal.CTRL_BREAK_EVENT)
-        return
     commands = _children(running.process.pid)
     if commands is None:
-        commands = {0}
+        # Without /proc nothing tells a command DVC has just started from one already
+        # stopped, so the group hears SIGTERM at every call (DVC itself ignores it).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(running.process.pid, signal.SIGTERM)
+        return
     if commands - running.signalled:
         try:
             os.killpg(running.process.pid, signal.SIGTERM)
@@ -379,7 +380,9 @@ def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> N
             _wait(running, ended)
             show(finished, f"failed (exit code {finished.process.returncode})")
             break
-    except Interrupted:
+    except BaseException:
+        # Interrupted, or anything unforeseen: no stage is left running on its own, and
+        # dvc.lock is put in order only once no DVC process writes it any more.
         for other in running.values():
             stop(other)
         _wait(running, ended)
@@ -453,9 +456,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         arguments = parse(sys.argv[1:] if argv is None else argv)
         jobs = arguments.jobs or cores()
+        if jobs > 1 and os.name != "posix":
+            # Stopping one stage of several without stopping DVC in the middle of writing
+            # dvc.lock needs POSIX signals (see `stop`); untested elsewhere, so not risked.
+            print("note: on this system the stages run one at a time (dvc repro)", flush=True)
+            jobs = 1
         if jobs == 1:
             # The serial build, exactly as before: DVC's own.
-            return subprocess.run([dvc(), "repro"], env=_environment()).returncode
+            try:
+                return subprocess.run([dvc(), "repro"], env=_environment()).returncode
+            except KeyboardInterrupt:
+                raise Interrupted(signal.SIGINT) from None
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
 

@@ -119,11 +119,11 @@ def clear(out: Path, ours: set[str]) -> None:
 
 def withheld(root: Path) -> leaks.Withheld:
     """What no student file may hold, from the build's files where dvc.yaml puts them."""
-    tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
-    paths = next(
-        item["paths"] for item in tree["vars"] if isinstance(item, dict) and "paths" in item
-    )
     try:
+        tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+        paths = next(
+            item["paths"] for item in tree["vars"] if isinstance(item, dict) and "paths" in item
+        )
         return leaks.read_withheld(
             values_path=root / paths["values"],
             lesson_path=root / paths["lesson"],
@@ -131,8 +131,10 @@ def withheld(root: Path) -> leaks.Withheld:
             plan_path=root / paths["plan"],
             variant_reports=root / paths["variant_reports"],
         )
-    except (OSError, StageError) as error:
-        raise SiteError(f"cannot gather what students may not see: {error}") from None
+    except (OSError, StageError, ValueError, KeyError, TypeError, StopIteration) as error:
+        # A values file that is not JSON, or a dvc.yaml without its paths, is no build to
+        # publish from.
+        raise SiteError(f"cannot gather what students may not see: {error!r}") from None
 
 
 def build_site(
@@ -151,7 +153,10 @@ def build_site(
     for source, target in allow_list.items():
         data = (root / source).read_bytes()
         if url and target == "index.html":
-            data = with_colab_link(data.decode("utf-8"), url).encode("utf-8")
+            try:
+                data = with_colab_link(data.decode("utf-8"), url).encode("utf-8")
+            except UnicodeDecodeError:
+                raise SiteError(f"{source}: not UTF-8 text, so it cannot be published") from None
         contents[out / target] = data
     # The last check: every file of the site is searched for instructor-only material, in
     # case a student output was made some other way than its stage makes it.
