@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipeline import artifacts, cli, config, names
 from pipeline.names import INSTRUCTOR_FIGURES, LESSON
@@ -83,6 +84,8 @@ def curves_figure(curves: pd.DataFrame, order: list[str]) -> Figure:
             mine = curves[curves["variant"] == name]
             axes.plot(mine["epoch"], mine[metric], marker="o", label=name)
         axes.set_xlabel("epoch")
+        # Epochs are whole: with five or fewer, Matplotlib would otherwise mark 1.5, 2.5, ...
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(f"training {metric}")
         axes.grid(alpha=0.3)
         axes.legend()
