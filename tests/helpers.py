@@ -262,3 +262,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# A parent `make` (as `make test` is) passes its options on; a make a test starts begins afresh.
+FRESH_MAKE = {"MAKEFLAGS": "", "MAKELEVEL": "", "MFLAGS": ""}
+
+
+def make_dry_run(*targets: str, env: dict[str, str] | None = None) -> str:
+    """What `make -n TARGET ...` would run in the project, as it prints it."""
+    return subprocess.run(
+        ["make", "-n", *targets],
+        cwd=ROOT,
+        env=os.environ | FRESH_MAKE | (env or {}),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

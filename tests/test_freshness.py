@@ -21,13 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_build, run, stages_run
+from tests.helpers import FRESH_MAKE, ROOT, copy_build, run, stages_run
 from tools import freshness
 
 # The tools run in a copy of the project, which holds the pipeline but not tools/: as in CI,
 # where the base commit's tools/ judge the pull request's files.
 TOOLS = {"PYTHONPATH": str(ROOT), "GITHUB_REPOSITORY": ""}
-FRESH_MAKE = {"MAKEFLAGS": "", "MAKELEVEL": "", "MFLAGS": ""}
 RERUN = "run `dvc repro` and commit dvc.lock"
 
 

@@ -4,27 +4,16 @@ prepares the data before it probes."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import ROOT
-
-# A parent `make` (as `make test` is) passes its options on; these runs start afresh.
-FRESH = {"MAKEFLAGS": "", "MAKELEVEL": "", "MFLAGS": ""}
+from tests.helpers import ROOT, make_dry_run
 
 
 def test_make_test_gets_the_browser_before_it_runs_pytest():
-    dry_run = subprocess.run(
-        ["make", "-n", "test"],
-        cwd=ROOT,
-        env=os.environ | FRESH,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    dry_run = make_dry_run("test")
     assert "playwright install chromium" in dry_run and "-m pytest" in dry_run
     assert dry_run.index("playwright install chromium") < dry_run.index("-m pytest")
 
@@ -36,14 +25,7 @@ def test_make_test_gets_the_browser_before_it_runs_pytest():
 def test_make_repro_builds_with_the_scheduler_and_passes_jobs_on(jobs, command):
     """`make repro` runs the stages at once (tools/schedule.py); `JOBS=1 make repro` asks it for
     one at a time, which is `dvc repro` itself (tests/test_schedule.py runs both)."""
-    dry_run = subprocess.run(
-        ["make", "-n", "repro"],
-        cwd=ROOT,
-        env=os.environ | FRESH | jobs,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    dry_run = make_dry_run("repro", env=jobs).splitlines()
     assert any(line.endswith(command) for line in dry_run), dry_run
     assert dry_run[-1].startswith('echo "The course page: ')
 
@@ -79,14 +61,7 @@ def test_make_pythons_refuses_in_one_line_before_cloning_when_a_python_is_missin
 
 
 def test_make_probe_prepares_the_data_then_probes_into_docs_fingerprints():
-    dry_run = subprocess.run(
-        ["make", "-n", "probe"],
-        cwd=ROOT,
-        env=os.environ | FRESH,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    dry_run = make_dry_run("probe")
     assert "dvc repro prepare" in dry_run
     probe = dry_run.index("-m tools.probe --train-set data/prepared/train")
     assert dry_run.index("dvc repro prepare") < probe

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_build, readable, run, set_params, stages_run
+from tests.helpers import ROOT, copy_build, make_dry_run, readable, run, set_params, stages_run
 from tools import freshness, pr_comment, site
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -33,7 +32,6 @@ SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repos
 PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+(?:\.\d+){0,2})\s*$")
 # The tools run in a copy of the project, which holds the pipeline but not tools/.
 TOOLS = {"PYTHONPATH": str(ROOT), "GITHUB_REPOSITORY": ""}
-FRESH_MAKE = {"MAKEFLAGS": "", "MAKELEVEL": "", "MFLAGS": ""}
 
 
 def workflow(path: Path) -> dict[str, Any]:
@@ -117,14 +115,7 @@ def test_zizmor_finds_nothing_offline_at_its_strictest_with_nothing_ignored():
 
 
 def test_make_lint_runs_the_schema_and_zizmor_and_make_site_runs_the_tool():
-    dry_run = subprocess.run(
-        ["make", "-n", "lint", "site"],
-        cwd=ROOT,
-        env=os.environ | FRESH_MAKE,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    dry_run = make_dry_run("lint", "site")
     assert "check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/" in dry_run
     assert "zizmor --offline --persona auditor --no-ignores" in dry_run
     assert "python -m tools.site --out _site" in dry_run
@@ -257,14 +248,7 @@ def test_the_remotes_keys_reach_only_the_step_that_pulls_and_no_file(pull_reques
                 "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
             }
             assert "secrets." not in json.dumps({k: v for k, v in step.items() if k != "env"})
-    restore = subprocess.run(
-        ["make", "-n", "restore"],
-        cwd=ROOT,
-        env=os.environ | FRESH_MAKE,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    restore = make_dry_run("restore")
     assert "dvc pull --remote" in restore
     assert "--local" not in restore and "config.local" not in restore
     assert "remote modify" not in restore
