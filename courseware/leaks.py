@@ -29,7 +29,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,18 @@ def withheld(
     )
 
 
+def merged(first: Withheld, second: Withheld) -> Withheld:
+    """What neither of two lessons' student files may hold."""
+    joined: dict[str, Any] = {}
+    for item in fields(Withheld):
+        ours, theirs = getattr(first, item.name), getattr(second, item.name)
+        if isinstance(ours, np.ndarray):
+            joined[item.name] = np.union1d(ours, theirs).astype(ours.dtype)
+        else:
+            joined[item.name] = ours + [found for found in theirs if found not in ours]
+    return Withheld(**joined)
+
+
 def read_withheld(
     *,
     values_path: Path,
@@ -249,9 +261,9 @@ def read_withheld(
         values=values,
         lesson_text=lesson.read_course_text(lesson_path),
         lesson_path=lesson_path,
-        questions=quiz.load(quiz_path),
+        questions=quiz.load_if_any(quiz_path),
         quiz_path=quiz_path,
-        plan_text=lesson.read_course_text(plan_path),
+        plan_text=lesson.read_course_text(plan_path) if Path(plan_path).is_file() else "",
         plan_path=plan_path,
         hidden_networks=[
             json.loads((Path(variant_reports) / name / "network.json").read_text(encoding="utf-8"))

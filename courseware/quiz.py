@@ -99,6 +99,11 @@ class QuizLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def load_if_any(path: Path) -> list[dict[str, Any]]:
+    """The questions of a lesson's quiz file, or none for a lesson without one."""
+    return load(path) if Path(path).is_file() else []
+
+
 def load(path: Path) -> list[dict[str, Any]]:
     """The questions of the quiz file, checked for their form (not yet for their answers)."""
     text = lesson.read_course_text(path)

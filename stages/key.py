@@ -1,8 +1,8 @@
 """Answer key: the instructor's copy of the course, from the same build as the student's.
 
-Reads:  --quiz (the author's questions), --plan (the author's session plan, Markdown with
-        values), --values (every number they quote, and every variation's settings),
-        --template (the key's markup) and --style.
+Reads:  --quiz (a lesson's questions, course/<name>/quiz.yaml, if it has a quiz), --plan (its
+        session plan, Markdown with values, if it has one), --values (every number they
+        quote, and every variation's settings), --template (the key's markup) and --style.
 Writes: --key, one self-contained HTML file: every question with its answer, its explanation
         and, for computed ones, this build's value; the assignment's solution (every
         variation's settings and scores); and the session plan. It is instructor-only: the
@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from courseware import audience, lesson, quiz
+from courseware import audience, course, lesson, quiz
 from pipeline import artifacts, cli, config
 
 
@@ -62,9 +62,9 @@ def key(
     key_path: Path,
 ) -> None:
     text = answer_key(
-        questions=quiz.load(quiz_path),
+        questions=quiz.load_if_any(quiz_path),
         quiz_path=quiz_path,
-        plan_text=lesson.read_course_text(plan_path),
+        plan_text=course.optional_text(plan_path),
         plan_path=plan_path,
         values=json.loads(Path(values_path).read_text(encoding="utf-8")),
         template=Path(template).read_text(encoding="utf-8"),

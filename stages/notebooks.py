@@ -6,7 +6,9 @@ attachments) and the page's own sections as Markdown, and checks that the code s
 model.* and train.* setting of the lesson's model to this build's value, so that a student who
 runs it trains the network this build trained.
 
-Reads:  --audience (student or instructor), --lesson, --quiz, --values, --template (the
+Reads:  --audience (student or instructor), --lesson (course/<name>/lesson.md), --quiz (its
+        questions, if it has a quiz), --contents (the course's lessons, for links to them),
+        --values, --template (the
         page's sections in Markdown), --figures and --comparison (the PNGs; the instructor's
         from --comparison/instructor/ where there is one); --plan and --variant-reports
         (the instructor-only networks), for the student's, only to make sure none of them
@@ -30,7 +32,7 @@ import jinja2
 import jupytext
 import nbformat
 
-from courseware import audience, leaks, lesson, quiz
+from courseware import audience, course, leaks, lesson, quiz
 from pipeline import artifacts, cli, config
 from pipeline.names import INSTRUCTOR_FIGURES
 
@@ -143,7 +145,11 @@ def notebook(
             if cell.metadata.get("tags"):
                 code.metadata["tags"] = list(cell.metadata["tags"])
             cells.append(code)
-    check_settings(cells, values["settings"], path)
+    # The code must train the network the lesson names (`model:`): the lesson's own, a
+    # variation students may see, or none at all.
+    settings = course.check_model(course.model_of(source, path), shown, path)
+    if settings is not None:
+        check_settings(cells, settings, path)
     # The lesson's header names the kernel; a lesson without one runs on Python 3's.
     kernelspec = read.metadata.get("kernelspec") or {
         "display_name": "Python 3",
@@ -176,6 +182,7 @@ def write_notebook(
     lesson_path: Path,
     quiz_path: Path,
     plan_path: Path,
+    contents_path: Path,
     values_path: Path,
     template: Path,
     figures: Path,
@@ -188,7 +195,7 @@ def write_notebook(
         lesson.read_course_text(lesson_path),
         lesson_path,
         values=json.loads(Path(values_path).read_text(encoding="utf-8")),
-        questions=quiz.load(quiz_path),
+        questions=quiz.load_if_any(quiz_path),
         quiz_path=quiz_path,
         images={
             name: base64.b64encode(path.read_bytes()).decode()
@@ -214,13 +221,14 @@ def write_notebook(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.notebooks")
     parser.add_argument("--audience", choices=("student", "instructor"), required=True)
-    files = ("lesson", "quiz", "plan", "values", "template", "figures", "comparison")
+    files = ("lesson", "quiz", "plan", "contents", "values", "template", "figures", "comparison")
     args = cli.arguments("notebooks", (*files, "variant-reports", "notebook"), argv, parser)
     write_notebook(
         args.audience,
         args.lesson,
         args.quiz,
         args.plan,
+        args.contents,
         args.values,
         args.template,
         args.figures,

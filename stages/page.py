@@ -1,7 +1,9 @@
 """Page: the course page, the author's lesson with this build's numbers, figures and sections.
 
-Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's questions),
-        --plan (the session plan, only to make sure none of it reaches the page),
+Reads:  --lesson (the author's MyST-Markdown lesson, course/<name>/lesson.md), --quiz (its
+        questions, if the lesson has a quiz), --plan (its session plan, if any, only to make
+        sure none of it reaches the page), --contents (the course's lessons in order, for the
+        links home and to the lessons before and after),
         --notebook (the student's notebook, which the page offers to download),
         --values (every number they and the page's own sections quote), --template (the
         page's markup), --figures and --comparison (the PNGs, embedded), --network and each
@@ -10,8 +12,9 @@ Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's quest
         What students may see of them is decided by courseware/audience.py: the quiz's answers
         travel encoded, and instructor-only cells and variations' settings are left out;
         courseware/leaks.py searches the page for what was left out before it is written.
-Writes: --page, one HTML file with no outside references: it works offline, can be mailed
-        or published as it is, and reads on a phone as on a projector.
+Writes: --page, one HTML file whose only links are relative ones to the course's other pages:
+        it works offline, from a disk or a USB stick, can be mailed or published as it is, and
+        reads on a phone as on a projector.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from courseware import audience, leaks, lesson, quiz
+from courseware import audience, course, leaks, lesson, quiz
 from pipeline import artifacts, cli, config
 
-# The sections the page adds when the lesson does not place them, in this order.
+# The sections the page adds when the lesson does not place them, in this order: the quiz
+# when the lesson has one, and the sections about the lesson's network when its code
+# describes that network (`model: lesson`).
 DEFAULT_ORDER = lesson.BUILT_IN
+MODEL_SECTIONS = ("score", "try-it", "variations", "per-digit", "settings", "reproducibility")
 
 
 def png_image(path: Path) -> dict[str, Any]:
@@ -57,6 +63,26 @@ def checked_notebook(notebook: Path, secrets: leaks.Withheld) -> bytes:
     return data
 
 
+def navigation(contents: dict[str, Any], name: str, path: Path | str) -> dict[str, Any]:
+    """The links of a lesson's page: the course's home, and the lessons before and after it,
+    relative to the page (reports/lessons/<name>/index.html), so the course works from any
+    folder."""
+    names = [item["name"] for item in contents["lessons"]]
+    if name not in names:
+        raise course.CourseError(f"{path}: the lesson {name!r} is not in the course's contents")
+    at = names.index(name)
+
+    def link(item: dict[str, str]) -> dict[str, str]:
+        return {"title": item["title"], "href": f"../{item['name']}/index.html"}
+
+    return {
+        "course": contents["title"],
+        "home": "../../index.html",
+        "previous": link(contents["lessons"][at - 1]) if at > 0 else None,
+        "next": link(contents["lessons"][at + 1]) if at + 1 < len(names) else None,
+    }
+
+
 def title_of(parts: list[lesson.Part]) -> str:
     """The lesson's first level-1 heading, as text."""
     for part in parts:
@@ -80,6 +106,8 @@ def build_page(
     script: str,
     style: str,
     notebook: bytes,
+    notebook_name: str = "lesson.ipynb",
+    contents: dict[str, Any] | None = None,
 ) -> str:
     # Everything on the page is filled from the student's values: a question quoting an
     # instructor-only value stops here, naming it, rather than showing it.
@@ -91,6 +119,22 @@ def build_page(
     twice = sorted({name for name in placed if placed.count(name) > 1})
     if twice:
         raise lesson.LessonError(lesson_path, None, f"places {', '.join(twice)} more than once")
+    if "quiz" in placed and not questions:
+        raise lesson.LessonError(
+            lesson_path, None, f"places the quiz, but {quiz_path} is missing: write it first"
+        )
+    model = course.model_of(lesson_text, lesson_path)
+    course.check_model(model, values, lesson_path)
+    unplaced = [
+        name
+        for name in DEFAULT_ORDER
+        if name not in placed
+        and (name != "quiz" or questions)
+        and (name not in MODEL_SECTIONS or model == course.OWN_MODEL)
+    ]
+    name = Path(lesson_path).parent.name
+    if contents is None:
+        contents = {"title": "", "lessons": [{"name": name, "title": title_of(parts)}]}
     environment = jinja2.Environment(
         autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
@@ -99,7 +143,8 @@ def build_page(
     return environment.from_string(template).render(
         values=values,
         parts=parts,
-        unplaced=[name for name in DEFAULT_ORDER if name not in placed],
+        unplaced=unplaced,
+        nav=navigation(contents, name, lesson_path),
         title=title_of(parts),
         images={part.name: images[part.name] for part in parts if part.kind == "figure"},
         # The weights travel as JSON inside the page; "</" could end the script element early.
@@ -109,6 +154,7 @@ def build_page(
         answers=audience.encode_answers(answered, build_salt),
         salt=build_salt,
         notebook_data=base64.b64encode(notebook).decode(),
+        notebook_name=notebook_name,
         settings_rows=[[key, json.dumps(value)] for key, value in settings.items()],
         script=script,
         style=style,
@@ -119,6 +165,7 @@ def page(
     lesson_path: Path,
     quiz_path: Path,
     plan_path: Path,
+    contents_path: Path,
     values_path: Path,
     notebook: Path,
     template: Path,
@@ -144,7 +191,7 @@ def page(
     text = build_page(
         lesson_text=lesson.read_course_text(lesson_path),
         lesson_path=lesson_path,
-        questions=quiz.load(quiz_path),
+        questions=quiz.load_if_any(quiz_path),
         quiz_path=quiz_path,
         values=values,
         build_salt=audience.salt(values_file),
@@ -158,6 +205,8 @@ def page(
         + Path(quiz_script).read_text(encoding="utf-8"),
         style=Path(style).read_text(encoding="utf-8"),
         notebook=checked_notebook(Path(notebook), secrets),
+        notebook_name=Path(notebook).name,
+        contents=json.loads(Path(contents_path).read_text(encoding="utf-8")),
     )
     leaks.check(page_path, text, secrets)
     artifacts.write_text(page_path, text)
@@ -165,13 +214,14 @@ def page(
 
 
 def main(argv: list[str] | None = None) -> None:
-    files = ("lesson", "quiz", "plan", "values", "notebook", "template", "figures")
+    files = ("lesson", "quiz", "plan", "contents", "values", "notebook", "template", "figures")
     files += ("comparison", "network", "variant-reports", "script", "quiz-script", "style")
     args = cli.arguments("page", (*files, "page"), argv)
     page(
         args.lesson,
         args.quiz,
         args.plan,
+        args.contents,
         args.values,
         args.notebook,
         args.template,

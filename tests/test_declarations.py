@@ -108,6 +108,11 @@ def cmd_options(cmd: str) -> tuple[str, dict[str, str]]:
     return words[2].removeprefix("stages."), options
 
 
+def inside(path: str, folders: set[str]) -> bool:
+    """Whether `path` is one of `folders` or lies in one of them."""
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
 def problems(pipeline_root: Path) -> list[str]:
     """What dvc.yaml in `pipeline_root`, as DVC resolves it, gets wrong about the modules."""
     from dvc.dependency.param import ParamsDependency
@@ -130,14 +135,15 @@ def problems(pipeline_root: Path) -> list[str]:
         wanted = expected_params(module, options)
         if sorted(params) != sorted(wanted):
             found.append(f"{stage.name}: params {params}, but stages/{module}.py reads {wanted}")
-        if files - data - outs:
-            found.append(
-                f"{stage.name}: cmd passes {sorted(files - data - outs)}, not deps or outs"
-            )
-        if (data | outs) - files:
-            found.append(
-                f"{stage.name}: deps or outs {sorted((data | outs) - files)} not in its cmd"
-            )
+        # A lesson's stages depend on its whole folder (its images too) and pass the files in
+        # it that they read: a file in a declared folder is declared, and a folder is passed
+        # when a file in it is.
+        unpassed = {path for path in files - outs if not inside(path, data)}
+        if unpassed:
+            found.append(f"{stage.name}: cmd passes {sorted(unpassed)}, not deps or outs")
+        undeclared = {path for path in data | outs if not any(inside(f, {path}) for f in files)}
+        if undeclared:
+            found.append(f"{stage.name}: deps or outs {sorted(undeclared)} not in its cmd")
         modules = imported_by(f"stages/{module}.py")
         if code != modules:
             found.append(
@@ -181,10 +187,12 @@ def test_stage_modules_read_params_only_through_their_own_rules():
     }
     assert sorted(reads.pop("config")) == ["'params.yaml'", "yaml.safe_load"]
     assert reads.pop("variants") == ["rules_for(args.name)"]
-    # These read the author's YAML (the quiz, a cell's :tags:), not params.yaml: the quiz
+    # These read the author's YAML (the quiz, a cell's :tags:, the course), not params.yaml: the quiz
     # with a loader of its own that keeps its choices as written.
     assert reads.pop("quiz") == ["yaml.load"]
     assert reads.pop("lesson") == ["yaml.safe_load"]
+    # The course list (with a loader that refuses a key given twice) and a lesson's front matter.
+    assert reads.pop("course") == ["yaml.load", "yaml.safe_load"]
     assert {name: found for name, found in reads.items() if found} == {
         name: ["SETTINGS"]
         for name in ("download", "prepare", "train", "render", "compare", "values")
@@ -201,7 +209,11 @@ def test_every_stage_and_variation_is_checked():
     assert shipped  # So that the foreach stages below are really there to check.
     for name in shipped:
         assert {f"variant_{step}@{name}" for step in ("settings", "train", "evaluate")} <= names
-    assert {"download", "prepare", "train", "evaluate", "render", "compare", "page"} <= names
+    assert {"download", "prepare", "train", "evaluate", "render", "compare", "home"} <= names
+    lessons = yaml.safe_load((ROOT / "course/course.yaml").read_text())["lessons"]
+    assert len(lessons) >= 2  # So that the lessons' foreach stages are there to check.
+    for name in lessons:
+        assert {f"{step}@{name}" for step in ("notebook", "page", "answer_key")} <= names
 
 
 def pipeline_copy(folder: Path, edit) -> Path:
@@ -210,6 +222,8 @@ def pipeline_copy(folder: Path, edit) -> Path:
     (folder / ".dvc/tmp").mkdir(parents=True)
     (folder / ".dvc/config").write_text("[core]\n    no_scm = True\n")
     (folder / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (folder / "course").mkdir()
+    (folder / "course/course.yaml").write_text((ROOT / "course/course.yaml").read_text())
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     edit(pipeline["stages"])
     (folder / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
@@ -235,8 +249,13 @@ MUTATIONS = {
         "variant_settings@cnn: code deps lack ['digits/training.py']",
     ),
     "a params section the module does not read": (
-        lambda s: s["page"].setdefault("params", []).append("render.confused_pairs"),
-        "page: params ['render.confused_pairs'], but stages/page.py reads []",
+        lambda s: s["page"]["do"].setdefault("params", []).append("render.confused_pairs"),
+        "page@digit-predictor: params ['render.confused_pairs'], but stages/page.py reads []",
+    ),
+    "a lesson's folder left out of its stage's deps": (
+        lambda s: remove(s["answer_key"]["do"]["deps"], "${paths.lessons}/${item}"),
+        "answer_key@tensorflow-keras: cmd passes ['course/tensorflow-keras/plan.md', "
+        "'course/tensorflow-keras/quiz.yaml'], not deps or outs",
     ),
     "a params section the module reads, left out": (
         lambda s: remove(s["train"]["params"], "model"),

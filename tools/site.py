@@ -1,16 +1,18 @@
 """Assemble the student site, `_site/`, from a build: what CI publishes, to look at first.
 
 `make site` (`python -m tools.site [--out _site]`) copies the files of one allow-list, the
-student page and the student notebook, and nothing else, after searching each for
-instructor-only material (courseware/leaks.py). The instructor-only outputs are not
+course's home page and each lesson's student page and student notebook (the lessons
+course/course.yaml lists), and nothing else, after searching each for instructor-only material
+of every lesson (courseware/leaks.py). The instructor-only outputs are not
 listed here but found where they are declared: the outs of the stages whose `meta` in
 dvc.yaml says `audience: instructor`, as DVC reads them. If the allow-list ever names one of
 them, or a folder that holds one, nothing is written.
 
-When GITHUB_REPOSITORY (owner/name) is set, as GitHub Actions sets it, the copy of the page
-gets an "Open in Colab" link beside its "Download this lesson as a notebook" link, pointing at
-the notebook the publishing workflow puts on its own branch. The link is added here, outside
-the DVC build, so that the build's own bytes stay the same on every machine.
+When GITHUB_REPOSITORY (owner/name) is set, as GitHub Actions sets it, the copy of each
+lesson's page gets an "Open in Colab" link beside its "Download this lesson as a notebook" link,
+pointing at that lesson's notebook, which the publishing workflow puts on its own branch. The
+link is added here, outside the DVC build, so that the build's own bytes stay the same on
+every machine.
 """
 
 from __future__ import annotations
@@ -25,14 +27,11 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from courseware import leaks
+from courseware import course, leaks
 from pipeline.cli import StageError
 
-# What students get: the build's path -> the path in the site. Nothing else is published.
-ALLOW_LIST = {
-    "reports/index.html": "index.html",
-    "reports/lesson.ipynb": "lesson.ipynb",
-}
+# The course list, whose lessons the site publishes.
+COURSE = Path("course/course.yaml")
 # The branch the publishing workflow puts the student notebook on, for Colab to open.
 COLAB_BRANCH = "colab"
 # The page's own link to its embedded notebook, which the Colab link goes beside.
@@ -83,11 +82,27 @@ def check_allow_list(allow_list: dict[str, str], hidden: dict[str, str]) -> None
                 )
 
 
-def colab_url(repository: str, branch: str = COLAB_BRANCH) -> str:
-    """Where Colab opens the student notebook of a GitHub repository's Colab branch."""
+def course_allow_list(root: Path, paths: dict[str, str]) -> dict[str, str]:
+    """What students get, the build's path -> the path in the site: the home page, and each
+    listed lesson's page and notebook. Nothing else is published."""
+    try:
+        listed = course.read_course(root / COURSE)
+    except StageError as error:
+        raise SiteError(str(error)) from None
+    found = {paths["home"]: "index.html"}
+    pages = PurePosixPath(paths["lesson_pages"])
+    for name in listed.lessons:
+        found[str(pages / name / "index.html")] = f"lessons/{name}/index.html"
+        found[str(pages / name / f"{name}.ipynb")] = f"lessons/{name}/{name}.ipynb"
+    return found
+
+
+def colab_url(repository: str, notebook: str, branch: str = COLAB_BRANCH) -> str:
+    """Where Colab opens a student notebook (its path in the site) of a GitHub repository's
+    Colab branch."""
     if not REPOSITORY.fullmatch(repository):
         raise SiteError(f"GITHUB_REPOSITORY is {repository!r}, not owner/name")
-    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/lesson.ipynb"
+    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/{notebook}"
 
 
 def with_colab_link(page: str, url: str) -> str:
@@ -104,12 +119,17 @@ def with_colab_link(page: str, url: str) -> str:
 
 def clear(out: Path, ours: set[str]) -> None:
     """Remove the site's folder of an earlier `make site`, if it holds only the files `ours`
-    names: never a folder of something else."""
+    names (and their folders): never a folder of something else."""
     if not out.exists():
         return
     if not out.is_dir():
         raise SiteError(f"{out} is not a folder")
-    strangers = sorted(path.name for path in out.iterdir() if path.name not in ours)
+    folders = {str(parent) for name in ours for parent in PurePosixPath(name).parents}
+    strangers = sorted(
+        path.relative_to(out).as_posix()
+        for path in out.rglob("*")
+        if path.relative_to(out).as_posix() not in ours | folders
+    )
     if strangers:
         raise SiteError(
             f"{out} holds files make site did not write ({', '.join(strangers)}); remove it first"
@@ -117,50 +137,71 @@ def clear(out: Path, ours: set[str]) -> None:
     shutil.rmtree(out)
 
 
-def withheld(root: Path) -> leaks.Withheld:
-    """What no student file may hold, from the build's files where dvc.yaml puts them."""
+def build_paths(root: Path) -> dict[str, str]:
+    """Where dvc.yaml puts the build's files (its `paths` vars)."""
     try:
         tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
-        paths = next(
+        return next(
             item["paths"] for item in tree["vars"] if isinstance(item, dict) and "paths" in item
         )
-        return leaks.read_withheld(
-            values_path=root / paths["values"],
-            lesson_path=root / paths["lesson"],
-            quiz_path=root / paths["quiz"],
-            plan_path=root / paths["plan"],
-            variant_reports=root / paths["variant_reports"],
-        )
-    except (OSError, StageError, ValueError, KeyError, TypeError, StopIteration) as error:
+    except (OSError, ValueError, KeyError, TypeError, StopIteration) as error:
+        raise SiteError(f"cannot read where dvc.yaml puts the build: {error!r}") from None
+
+
+def withheld(root: Path, paths: dict[str, str]) -> leaks.Withheld:
+    """What no student file may hold, from every lesson's files and the build's, where
+    dvc.yaml puts them: a page must not hold another lesson's solutions either."""
+    try:
+        lessons = root / paths["lessons"]
+        found = leaks.Withheld()
+        for name in course.read_course(root / paths["course"]).lessons:
+            one = leaks.read_withheld(
+                values_path=root / paths["values"],
+                lesson_path=lessons / name / course.LESSON_FILE,
+                quiz_path=lessons / name / course.QUIZ_FILE,
+                plan_path=lessons / name / course.PLAN_FILE,
+                variant_reports=root / paths["variant_reports"],
+            )
+            found = leaks.merged(found, one)
+        return found
+    except (OSError, StageError, ValueError, KeyError, TypeError) as error:
         # A values file that is not JSON, or a dvc.yaml without its paths, is no build to
         # publish from.
         raise SiteError(f"cannot gather what students may not see: {error!r}") from None
 
 
 def build_site(
-    root: Path, out: Path, repository: str | None, allow_list: dict[str, str]
+    root: Path, out: Path, repository: str | None, allow_list: dict[str, str] | None = None
 ) -> list[Path]:
-    """Write the site from the build in `root`, the files of `allow_list` only; return the
-    files written."""
+    """Write the site from the build in `root`, the files of `allow_list` (by default, the
+    course's) only; return the files written."""
+    paths = build_paths(root)
+    if allow_list is None:
+        allow_list = course_allow_list(root, paths)
     check_allow_list(allow_list, instructor_only(root))
     missing = [source for source in allow_list if not (root / source).is_file()]
     if missing:
         raise SiteError(f"{', '.join(missing)} not built yet; run `make repro` first")
-    url = colab_url(repository) if repository else None
-    # Everything is read, and the link put in, before anything is written: a refusal leaves
+    if repository:
+        colab_url(repository, "")  # Refused here, before anything is read, if not owner/name.
+    # Everything is read, and the links put in, before anything is written: a refusal leaves
     # no half-made site.
     contents = {}
     for source, target in allow_list.items():
         data = (root / source).read_bytes()
-        if url and target == "index.html":
+        if repository and target.startswith("lessons/") and target.endswith("/index.html"):
+            notebook = str(
+                PurePosixPath(target).parent / f"{PurePosixPath(target).parent.name}.ipynb"
+            )
             try:
+                url = colab_url(repository, notebook)
                 data = with_colab_link(data.decode("utf-8"), url).encode("utf-8")
             except UnicodeDecodeError:
                 raise SiteError(f"{source}: not UTF-8 text, so it cannot be published") from None
         contents[out / target] = data
     # The last check: every file of the site is searched for instructor-only material, in
     # case a student output was made some other way than its stage makes it.
-    secrets = withheld(root)
+    secrets = withheld(root, paths)
     for destination, data in contents.items():
         try:
             leaks.check(destination, data.decode("utf-8"), secrets)
@@ -171,6 +212,7 @@ def build_site(
     clear(out, set(allow_list.values()))
     out.mkdir(parents=True)
     for destination, data in contents.items():
+        destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(data)
     return list(contents)
 
@@ -181,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repository = os.environ.get("GITHUB_REPOSITORY") or None
     try:
-        written = build_site(Path.cwd(), args.out, repository, ALLOW_LIST)
+        written = build_site(Path.cwd(), args.out, repository)
     except SiteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
