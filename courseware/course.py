@@ -209,6 +209,7 @@ def describe(folder: Path | str) -> Lesson:
     folder = Path(folder)
     path = folder / LESSON_FILE
     text = lesson.read_course_text(path)
+    lesson.check_fences(text, path)
     meta = front_matter(text, path)
     summary = meta.get("summary")
     if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
@@ -221,7 +222,18 @@ def describe(folder: Path | str) -> Lesson:
     if not title:
         raise CourseError(f"{path}: has no title; begin it with a `# Title` line")
     plan = folder / PLAN_FILE
-    minutes = plan_minutes(lesson.read_course_text(plan)) if plan.is_file() else None
+    minutes = None
+    if plan.exists():
+        plan_text = lesson.read_course_text(plan)
+        # The same checks the answer key makes, so that a plan whose table a fence or front
+        # matter left open swallows is refused here too, rather than shown without a length.
+        lesson.check_fences(plan_text, plan)
+        minutes = plan_minutes(plan_text)
+        if minutes is None:
+            raise CourseError(
+                f"{plan}: has no table with a `minutes` column (such as 10 or 10-15 a row), "
+                "from which the home page gives the lesson's length"
+            )
     return Lesson(folder.name, title, summary.strip(), model, minutes)
 
 
@@ -263,4 +275,4 @@ def check_model(model: str, values: Mapping[str, Any], path: Path | str) -> dict
 
 def optional_text(path: Path | str) -> str:
     """An optional file of a lesson's folder (its plan), or nothing when it has none."""
-    return lesson.read_course_text(path) if Path(path).is_file() else ""
+    return lesson.read_course_text(path) if Path(path).exists() else ""

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from courseware import audience, lesson, quiz
+from courseware import audience, course, lesson, quiz
 from pipeline import config
 from pipeline.cli import StageError
 
@@ -263,7 +263,7 @@ def read_withheld(
         lesson_path=lesson_path,
         questions=quiz.load_if_any(quiz_path),
         quiz_path=quiz_path,
-        plan_text=lesson.read_course_text(plan_path) if Path(plan_path).is_file() else "",
+        plan_text=course.optional_text(plan_path),
         plan_path=plan_path,
         hidden_networks=[
             json.loads((Path(variant_reports) / name / "network.json").read_text(encoding="utf-8"))

@@ -101,7 +101,7 @@ class QuizLoader(yaml.SafeLoader):
 
 def load_if_any(path: Path) -> list[dict[str, Any]]:
     """The questions of a lesson's quiz file, or none for a lesson without one."""
-    return load(path) if Path(path).is_file() else []
+    return load(path) if Path(path).exists() else []
 
 
 def load(path: Path) -> list[dict[str, Any]]:

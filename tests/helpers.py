@@ -5,7 +5,9 @@ No pytest here, so that bench/run.py can import it too; fixtures live in conftes
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,11 +37,46 @@ PROJECT_FILES = [
 ]
 
 
+# The course's lessons, in order, and each lesson's stages (`<stage>@<lesson>`).
+LESSONS = yaml.safe_load((ROOT / "course/course.yaml").read_text(encoding="utf-8"))["lessons"]
+PER_LESSON = ["notebook", "key_notebook", "page", "answer_key"]
+
+
+def lesson_stages(name: str) -> list[str]:
+    """The four stages of one lesson, in the order `dvc repro` runs them."""
+    return [f"{stage}@{name}" for stage in PER_LESSON]
+
+
+def course_rebuilt(name: str) -> list[str]:
+    """What editing one lesson's files reruns: the home pages and that lesson's stages."""
+    return ["home", *lesson_stages(name), "instructor_home"]
+
+
 # The stages of a build without variations, in the order `dvc repro` runs them, and those of
 # them that follow the models: the comparison and the course built from the build's values.
-VALUES_ON = ["values", "notebook", "key_notebook", "page", "answer_key"]
+VALUES_ON = [
+    "values",
+    "home",
+    *[f"{stage}@{name}" for stage in PER_LESSON for name in LESSONS],
+    "instructor_home",
+]
 COURSE_STAGES = ["compare", *VALUES_ON]
 LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", *COURSE_STAGES]
+
+
+def stage_entry(name: str, root: Path = ROOT) -> dict:
+    """A stage of dvc.yaml with its `${paths.*}` filled in, and for a stage of a lesson or a
+    variation (`<stage>@<name>`), its `${item}` or `${key}`: what DVC runs, read from the file."""
+    tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    paths = next(item["paths"] for item in tree["vars"] if isinstance(item, dict))
+    stage, _, item = name.partition("@")
+    entry = tree["stages"][stage]["do"] if item else tree["stages"][stage]
+    filled = re.sub(
+        r"\$\{(paths\.(\w+)|item|key)\}",
+        lambda found: paths[found.group(2)] if found.group(2) else item,
+        json.dumps(entry),
+    )
+    return json.loads(filled)
 
 
 def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
