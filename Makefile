@@ -44,7 +44,7 @@ venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other ta
 # JOBS=1 is DVC's own serial build, `dvc repro`. Either leaves the same files and dvc.lock.
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/python -m tools.schedule$(if $(JOBS), --jobs $(JOBS))
-	@echo "The course page: $(CURDIR)/reports/index.html (open it in a browser; nothing else is needed)"
+	@echo "The course's home page: $(CURDIR)/reports/index.html (open it in a browser; nothing else is needed)"
 
 # The build from the DVC remote, as both CI workflows restore it before they build: `dvc pull`
 # from the default remote (else the first one .dvc/config lists), with the keys DVC's S3 client

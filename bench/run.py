@@ -151,11 +151,11 @@ def main() -> None:
             name: json.loads((project / f"reports/variants/{name}/metrics.json").read_text())
             for name in VARIANT_TARGETS
         }
-        page_bytes = (project / "reports/index.html").stat().st_size
-        browser_ms = browser_prediction_ms(project / "reports/index.html")
+        page_bytes = (project / "reports/lessons/digit-predictor/index.html").stat().st_size
+        browser_ms = browser_prediction_ms(project / "reports/lessons/digit-predictor/index.html")
         set_variants(project, {})
         measure(["dvc", "repro"], project)
-        lesson_page_bytes = (project / "reports/index.html").stat().st_size
+        lesson_page_bytes = (project / "reports/lessons/digit-predictor/index.html").stat().st_size
         figures = Path(folder) / "lesson-figures"
         figures.mkdir()
         lesson = [sys.executable, str(ROOT / "bench/lesson.py"), "data/raw/mnist.npz", str(figures)]
@@ -213,7 +213,7 @@ def main() -> None:
         print("bench: the student notebook at full size", flush=True)
         started = time.perf_counter()
         ran = execute_notebook(
-            project / "reports/lesson.ipynb", project / "data/raw/mnist.npz", Path(folder)
+            project / "reports/lessons/digit-predictor/digit-predictor.ipynb", project / "data/raw/mnist.npz", Path(folder)
         )
         notebook_seconds = time.perf_counter() - started
         found = re.findall(r"test accuracy: ([\d.]+)%", printed(ran.cells))

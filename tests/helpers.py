@@ -52,16 +52,13 @@ def course_rebuilt(name: str) -> list[str]:
     return ["home", *lesson_stages(name), "instructor_home"]
 
 
-# The stages of a build without variations, in the order `dvc repro` runs them, and those of
-# them that follow the models: the comparison and the course built from the build's values.
-VALUES_ON = [
-    "values",
-    "home",
-    *[f"{stage}@{name}" for stage in PER_LESSON for name in LESSONS],
-    "instructor_home",
-]
+# The stages of a build without variations that follow the models, and those of them that
+# rerun when the build's values change (the home pages read the lessons' folders only).
+VALUES_ON = ["values", *[f"{stage}@{name}" for stage in PER_LESSON for name in LESSONS]]
 COURSE_STAGES = ["compare", *VALUES_ON]
-LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", *COURSE_STAGES]
+BUILT_AFTER_MODELS = ["compare", "values", "home", *VALUES_ON[1:], "instructor_home"]
+# The whole build without variations, in the order `dvc repro` runs it.
+LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", *BUILT_AFTER_MODELS]
 
 
 def stage_entry(name: str, root: Path = ROOT) -> dict:

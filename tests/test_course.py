@@ -24,6 +24,7 @@ from tests.helpers import (
     ROOT,
     chromium,
     copy_build,
+    course_rebuilt,
     run,
     set_params,
     stages_run,
@@ -44,7 +45,7 @@ def lesson_only(tmp_path_factory, lesson_build) -> Path:
 
 def page_text(project: Path) -> str:
     """The page as a reader sees its text: tags and the script left out, entities decoded."""
-    page = (project / "reports/index.html").read_text()
+    page = (project / "reports/lessons/digit-predictor/index.html").read_text()
     page = re.sub(r"<script.*?</script>", "", page, flags=re.S)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
@@ -118,7 +119,7 @@ def test_every_number_the_page_quotes_is_the_builds_in_the_format_shown(built):
 
 
 def test_nothing_unresolved_survives_in_the_page(built):
-    page = (built / "reports/index.html").read_text()
+    page = (built / "reports/lessons/digit-predictor/index.html").read_text()
     for marker in ("{{", "{%", "{#", "{code-cell}", "{figure}", "{build}", "Undefined"):
         assert marker not in page, marker
 
@@ -131,14 +132,16 @@ PLAN = ["neural networks and deep learning", "how a neural network works", "mnis
 
 
 def test_every_part_of_the_course_plan_is_a_section_in_order():
-    headings = re.findall(r"^## (.+)$", (ROOT / "course/lesson.md").read_text(), flags=re.M)
+    headings = re.findall(
+        r"^## (.+)$", (ROOT / "course/digit-predictor/lesson.md").read_text(), flags=re.M
+    )
     found = [next((i for i, h in enumerate(headings) if part in h.lower()), None) for part in PLAN]
     assert None not in found, dict(zip(PLAN, found, strict=True))
     assert found == sorted(found)
 
 
 def test_the_lesson_says_what_the_scores_mean_before_the_score_and_cites_mnist():
-    source = " ".join((ROOT / "course/lesson.md").read_text().split())
+    source = " ".join((ROOT / "course/digit-predictor/lesson.md").read_text().split())
     score = source.index("```{build} score")
     for term in ("**Accuracy**", "**loss**", "**Macro F1**"):
         assert -1 < source.find(term) < score, term
@@ -171,12 +174,12 @@ def test_docs_values_lists_exactly_the_names_of_the_values_file(built):
 
 
 def test_an_edit_of_the_lesson_reruns_only_what_renders_it(lesson_only):
-    lesson = lesson_only / "course/lesson.md"
+    lesson = lesson_only / "course/digit-predictor/lesson.md"
     original = lesson.read_text()
     lesson.write_text(original + "\nA note added by the author: {{ metrics.test.wrong }} wrong.\n")
     try:
         ran = stages_run(run(["dvc", "repro"], lesson_only).stdout)
-        assert ran == ["notebook", "key_notebook", "page"]
+        assert ran == course_rebuilt("digit-predictor")
         wrong = json.loads((lesson_only / "reports/values.json").read_text())["metrics"]
         assert f"A note added by the author: {wrong['test']['wrong']} wrong." in page_text(
             lesson_only
@@ -191,12 +194,12 @@ def test_a_new_setting_changes_the_lessons_numbers_and_figures(lesson_only):
     set_params(lesson_only, train__epochs=2, render__grid_size=3)
     try:
         ran = stages_run(run(["dvc", "repro"], lesson_only).stdout)
-        assert {"train", "render", "values", "page"} <= set(ran)
+        assert {"train", "render", "values", "page@digit-predictor"} <= set(ran)
         text = page_text(lesson_only)
         assert "trained for 2 epochs" in text
         accuracy = json.loads((lesson_only / "reports/metrics.json").read_text())["test"]
         assert f"Test accuracy {accuracy['accuracy']:.2%}" in text
-        page = (lesson_only / "reports/index.html").read_text()
+        page = (lesson_only / "reports/lessons/digit-predictor/index.html").read_text()
         grid = (lesson_only / "reports/figures/prediction_grid.png").read_bytes()
         assert f"base64,{base64.b64encode(grid).decode()}" in page  # the new 3 x 3 grid
         assert "GRID_SIZE = 3" in page
@@ -210,8 +213,8 @@ def test_the_readmes_example_lesson_builds(lesson_only, tmp_path):
     example = re.search(r"^````md\n(.*?)^````$", readme, flags=re.M | re.S)
     assert example, "the README shows no example lesson"
     project = copy_build(lesson_only, tmp_path / "project")
-    (project / "course/lesson.md").write_text(example.group(1))
-    assert stages_run(run(["dvc", "repro"], project).stdout) == ["notebook", "key_notebook", "page"]
+    (project / "course/digit-predictor/lesson.md").write_text(example.group(1))
+    assert stages_run(run(["dvc", "repro"], project).stdout) == course_rebuilt("digit-predictor")
     metrics = json.loads((project / "reports/values.json").read_text())["metrics"]["test"]
     text = page_text(project)
     assert (
@@ -227,7 +230,7 @@ def test_the_readmes_example_lesson_builds(lesson_only, tmp_path):
 def test_the_page_shows_the_lesson_and_its_figures_readably_with_no_request_out(built, width):
     from playwright.sync_api import sync_playwright
 
-    url = (built / "reports/index.html").as_uri()
+    url = (built / "reports/lessons/digit-predictor/index.html").as_uri()
     requests = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)

@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import random
-import re
 import shlex
 import shutil
 import subprocess
@@ -35,7 +34,10 @@ PATHS = PIPELINE["vars"][1]["paths"]
 # too); the others' are alike.
 FIRST = "digit-predictor"
 FOLDER = f"{PATHS['lessons']}/{FIRST}"
-COURSE = {name: f"{FOLDER}/{name}.{kind}" for name, kind in [("lesson", "md"), ("quiz", "yaml"), ("plan", "md")]}  # fmt: skip
+COURSE = {
+    name: f"{FOLDER}/{file}"
+    for name, file in [("lesson", "lesson.md"), ("quiz", "quiz.yaml"), ("plan", "plan.md")]
+}
 SHIPPED = {name: (ROOT / path).read_text(encoding="utf-8") for name, path in COURSE.items()}
 LESSON_STAGES = ["home", *[f"{stage}@{FIRST}" for stage in PER_LESSON]]
 
@@ -262,9 +264,12 @@ def test_the_fuzz_covers_enough_odd_files():
 @pytest.mark.parametrize(
     ("name", "content", "stage", "message"),
     [
-        ("lesson", b"# Caf\xe9\n", f"page@{FIRST}", f"{FOLDER}/lesson.md:1: is not UTF-8 text (byte 0xe9)"),
-        ("quiz", b"- 1\n", f"answer_key@{FIRST}", f"{FOLDER}/quiz.yaml: expected `questions:`, a list"),
-        ("lesson", "folder", f"notebook@{FIRST}", f"{FOLDER}/lesson.md: is a folder, not a text file"),
+        ("lesson", b"# Caf\xe9\n", f"page@{FIRST}",
+         f"{FOLDER}/lesson.md:1: is not UTF-8 text (byte 0xe9)"),
+        ("quiz", b"- 1\n", f"answer_key@{FIRST}",
+         f"{FOLDER}/quiz.yaml: expected `questions:`, a list"),
+        ("lesson", "folder", f"notebook@{FIRST}",
+         f"{FOLDER}/lesson.md: is a folder, not a text file"),
         ("plan", (SHIPPED["plan"] + "{{ cycler.__init__ }}\n").encode(), f"answer_key@{FIRST}",
          "course/digit-predictor/plan.md:"),
     ],

@@ -187,7 +187,7 @@ def test_stage_modules_read_params_only_through_their_own_rules():
     }
     assert sorted(reads.pop("config")) == ["'params.yaml'", "yaml.safe_load"]
     assert reads.pop("variants") == ["rules_for(args.name)"]
-    # These read the author's YAML (the quiz, a cell's :tags:, the course), not params.yaml: the quiz
+    # These read the author's YAML (the quiz, a cell's :tags:), not params.yaml: the quiz
     # with a loader of its own that keeps its choices as written.
     assert reads.pop("quiz") == ["yaml.load"]
     assert reads.pop("lesson") == ["yaml.safe_load"]

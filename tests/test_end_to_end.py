@@ -43,7 +43,7 @@ def test_the_lesson_reaches_97_percent_on_the_test_set(lesson):
     metrics = json.loads((project / "reports/metrics.json").read_text())["test"]
     assert metrics["images"] == 10_000
     assert metrics["accuracy"] >= 0.97
-    page = (project / "reports/index.html").read_text()
+    page = (project / "reports/lessons/digit-predictor/index.html").read_text()
     assert f"Test accuracy <strong>{metrics['accuracy']:.2%}</strong>" in page
 
 

@@ -22,7 +22,7 @@ import yaml
 from courseware import audience, leaks, lesson, quiz
 from pipeline import artifacts, config, names
 from stages import compare, notebooks, page, variants
-from tests.helpers import ROOT, copy_build, run
+from tests.helpers import ROOT, copy_build, run, stage_entry
 
 # The values of a build with one instructor-only variation, enough for the rules below.
 VALUES = {
@@ -211,32 +211,20 @@ def project(tmp_path_factory, variants_build) -> Path:
     return copy_build(variants_build[0], tmp_path_factory.mktemp("closed") / "project")
 
 
-def page_args(project: Path) -> list[str]:
-    tree = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
-    return tree["stages"]["page"]["cmd"].split()[3:]
-
-
-def paths(project: Path) -> dict[str, str]:
-    tree = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
-    return tree["vars"][0]["paths"]
-
-
 def build_page(project: Path, monkeypatch) -> None:
-    """The page stage's main(), in-process, as dvc.yaml runs it."""
+    """The first lesson's page stage's main(), in-process, as dvc.yaml runs it."""
     monkeypatch.chdir(project)
-    found = paths(project)
-    arguments = []
-    for word in page_args(project):
-        arguments.append(re.sub(r"\$\{paths\.(\w+)\}", lambda m: found[m.group(1)], word))
-    page.main(arguments)
+    page.main(stage_entry("page@digit-predictor", project)["cmd"].split()[3:])
 
 
 def secrets(project: Path) -> dict[str, str]:
     """One instance of each kind, read from the build with this test's own code."""
     values = json.loads((project / "reports/values.json").read_text(encoding="utf-8"))
-    quiz_tree = yaml.safe_load((project / "course/quiz.yaml").read_text(encoding="utf-8"))
-    plan = (project / "course/plan.md").read_text(encoding="utf-8")
-    student_lesson = (project / "course/lesson.md").read_text(encoding="utf-8")
+    quiz_tree = yaml.safe_load(
+        (project / "course/digit-predictor/quiz.yaml").read_text(encoding="utf-8")
+    )
+    plan = (project / "course/digit-predictor/plan.md").read_text(encoding="utf-8")
+    student_lesson = (project / "course/digit-predictor/lesson.md").read_text(encoding="utf-8")
     plan_line = next(
         line.strip(" -*") for line in plan.splitlines()
         if len(line.strip(" -*")) > 40 and "{{" not in line and "`" not in line
@@ -269,7 +257,7 @@ def test_each_kind_planted_stops_the_page(project, monkeypatch, kind):
     planted = secrets(project)[kind]
     author_file = project / ("course/quiz.yaml" if kind == "key" else "course/lesson.md")
     original = author_file.read_text(encoding="utf-8")
-    before = (project / "reports/index.html").read_bytes()
+    before = (project / "reports/lessons/digit-predictor/index.html").read_bytes()
     if kind == "key":
         tree = yaml.safe_load(original)
         tree["questions"][0]["question"] = planted
@@ -282,18 +270,21 @@ def test_each_kind_planted_stops_the_page(project, monkeypatch, kind):
     finally:
         author_file.write_text(original, encoding="utf-8")
     assert str(error.value).startswith(
-        f"reports/index.html: a student file would hold instructor-only material "
+        "reports/lessons/digit-predictor/index.html: a student file would hold "
+        "instructor-only material "
         f"({kind.split()[0]}: "
     )
-    assert (project / "reports/index.html").read_bytes() == before  # Nothing written.
+    assert (
+        project / "reports/lessons/digit-predictor/index.html"
+    ).read_bytes() == before  # Nothing written.
 
 
 def test_the_unplanted_build_passes_the_check_and_the_key_does_not(project):
     found = leaks.read_withheld(
         values_path=project / "reports/values.json",
-        lesson_path=project / "course/lesson.md",
-        quiz_path=project / "course/quiz.yaml",
-        plan_path=project / "course/plan.md",
+        lesson_path=project / "course/digit-predictor/lesson.md",
+        quiz_path=project / "course/digit-predictor/quiz.yaml",
+        plan_path=project / "course/digit-predictor/plan.md",
         variant_reports=project / "reports/variants",
     )
     for name in ("index.html", "lesson.ipynb"):
@@ -308,32 +299,37 @@ def test_the_unplanted_build_passes_the_check_and_the_key_does_not(project):
 
 
 def test_a_planted_explanation_stops_the_students_notebook(project):
-    quiz_file = project / "course/quiz.yaml"
+    quiz_file = project / "course/digit-predictor/quiz.yaml"
     original = quiz_file.read_text(encoding="utf-8")
     tree = yaml.safe_load(original)
     explanation = secrets(project)["explanation"]
     tree["questions"][0]["question"] = explanation.replace("\n", " ")
-    before = (project / "reports/lesson.ipynb").read_bytes()
+    before = (project / "reports/lessons/digit-predictor/digit-predictor.ipynb").read_bytes()
     quiz_file.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
     try:
-        result = run(["dvc", "repro", "--single-item", "notebook"], project, check=False)
+        result = run(
+            ["dvc", "repro", "--single-item", "notebook@digit-predictor"], project, check=False
+        )
     finally:
         quiz_file.write_text(original, encoding="utf-8")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode != 0
     assert errors and errors[0].startswith(
-        "error: reports/lesson.ipynb: a student file would hold instructor-only material "
+        "error: reports/lessons/digit-predictor/digit-predictor.ipynb: a student file would "
+        "hold instructor-only material "
         "(explanation: "
     )
     assert "Traceback" not in result.stderr
-    run(["dvc", "checkout", "reports/lesson.ipynb"], project)
-    assert (project / "reports/lesson.ipynb").read_bytes() == before
+    run(["dvc", "checkout", "reports/lessons/digit-predictor/digit-predictor.ipynb"], project)
+    assert (
+        project / "reports/lessons/digit-predictor/digit-predictor.ipynb"
+    ).read_bytes() == before
 
 
 def test_make_site_searches_every_file_it_publishes(project, monkeypatch):
     from tools import site
 
-    page_file = project / "reports/index.html"
+    page_file = project / "reports/lessons/digit-predictor/index.html"
     original = page_file.read_bytes()
     planted = secrets(project)["key"]
     page_file.write_bytes(original.replace(b"</body>", f"<p>{planted}</p></body>".encode()))
@@ -351,7 +347,7 @@ def test_make_site_searches_every_file_it_publishes(project, monkeypatch):
 def test_the_default_build_hides_the_assignment_from_students(project):
     """Its changes, settings and network stay out of the page and the notebook; its score is
     shown as the target."""
-    page_text = (project / "reports/index.html").read_text(encoding="utf-8")
+    page_text = (project / "reports/lessons/digit-predictor/index.html").read_text(encoding="utf-8")
     values = json.loads((project / "reports/values.json").read_text(encoding="utf-8"))
     assert values["variants"]["assignment"]["instructor_only"] is True
     for change in values["variants"]["assignment"]["changes"].split("; "):
@@ -364,7 +360,7 @@ def test_the_default_build_hides_the_assignment_from_students(project):
 
 
 def test_a_question_quoting_an_instructor_only_value_stops_the_page(project, monkeypatch):
-    quiz_file = project / "course/quiz.yaml"
+    quiz_file = project / "course/digit-predictor/quiz.yaml"
     original = quiz_file.read_text(encoding="utf-8")
     tree = yaml.safe_load(original)
     tree["questions"][0]["question"] = (
@@ -417,7 +413,7 @@ def test_a_solution_cell_left_open_stops_the_students_lesson_too():
 
 
 def test_the_page_searches_the_notebook_it_carries(project, monkeypatch):
-    notebook = project / "reports/lesson.ipynb"
+    notebook = project / "reports/lessons/digit-predictor/digit-predictor.ipynb"
     original = notebook.read_bytes()
     tree = json.loads(original)
     tree["cells"][0]["source"] = secrets(project)["solution"]
@@ -428,7 +424,8 @@ def test_the_page_searches_the_notebook_it_carries(project, monkeypatch):
     finally:
         notebook.write_bytes(original)
     assert str(error.value).startswith(
-        "reports/lesson.ipynb: a student file would hold instructor-only material (solution: "
+        "reports/lessons/digit-predictor/digit-predictor.ipynb: a student file would hold "
+        "instructor-only material (solution: "
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import FRESH_MAKE, ROOT, copy_build, run, stages_run
+from tests.helpers import FRESH_MAKE, LESSONS, ROOT, copy_build, run, stages_run
 from tools import freshness
 
 # The tools run in a copy of the project, which holds the pipeline but not tools/: as in CI,
@@ -43,7 +43,10 @@ def gate(project: Path, *args: str, **env: str):
 def fresh_clone(project: Path, dest: Path) -> Path:
     """A clone of a committed build: its files, no output, no DVC cache, no remote."""
     run(["git", "clone", "-q", str(project), str(dest)], dest.parent)
-    assert not (dest / ".dvc/cache").exists() and not (dest / "reports/index.html").exists()
+    assert (
+        not (dest / ".dvc/cache").exists()
+        and not (dest / "reports/lessons/digit-predictor/index.html").exists()
+    )
     return dest
 
 
@@ -259,7 +262,7 @@ def assert_fails_without_building(fresh: Path, expected: list[str]) -> None:
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr.strip().splitlines() == expected
         assert "Running stage" not in result.stdout + result.stderr
-        assert not (fresh / "reports/index.html").exists()
+        assert not (fresh / "reports/lessons/digit-predictor/index.html").exists()
 
 
 @pytest.mark.slow
@@ -283,7 +286,7 @@ def test_a_stage_rebuilt_alone_and_committed_fails_on_a_fresh_clone(lesson, tmp_
     )
     assert old != new
     readers = consumers(after, figures)
-    assert "page" in readers and "values" in readers
+    assert "page@digit-predictor" in readers and "values" in readers
     assert_fails_without_building(
         fresh_clone(lesson, tmp_path / "fresh"),
         [
@@ -320,12 +323,13 @@ def test_a_dependency_added_in_dvc_yaml_without_a_rebuild_fails_on_a_fresh_clone
     pipeline_file = lesson / "dvc.yaml"
     text = pipeline_file.read_text(encoding="utf-8")
     key = text[text.index("\n  answer_key:\n") :]
-    assert key.count("      - ${paths.values}\n") == 1
+    assert key.count("        - ${paths.values}\n") == 1
     pipeline_file.write_text(
         text.replace(
             key,
             key.replace(
-                "      - ${paths.values}\n", "      - ${paths.values}\n      - ${paths.figures}\n"
+                "        - ${paths.values}\n",
+                "        - ${paths.values}\n        - ${paths.figures}\n",
             ),
         ),
         encoding="utf-8",
@@ -333,15 +337,17 @@ def test_a_dependency_added_in_dvc_yaml_without_a_rebuild_fails_on_a_fresh_clone
     commit(lesson, "The answer key reads the figures, not rebuilt")
     # Source files changed without a rebuild still fail, from `dvc status`, as before: here the
     # answer key's own module, which no other stage reads.
-    assert consumers(lock_of(lesson), "stages/key.py") == ["answer_key"]
+    keys = [f"answer_key@{name}" for name in LESSONS]
+    assert consumers(lock_of(lesson), "stages/key.py") == keys
     with (lesson / "stages/key.py").open("a", encoding="utf-8") as module:
         module.write("# Edited, not rebuilt.\n")
     commit(lesson, "The answer key's module edited, not rebuilt")
     assert_fails_without_building(
         fresh_clone(lesson, tmp_path / "fresh"),
         [
-            "error: answer_key: dvc.lock does not match reports/figures (in dvc.yaml, not in "
+            f"error: {stage}: dvc.lock does not match reports/figures (in dvc.yaml, not in "
             f"dvc.lock), stages/key.py (modified); {RERUN}"
+            for stage in keys
         ],
     )
 
@@ -400,14 +406,14 @@ def test_make_restore_pulls_with_the_keys_from_the_environment_and_writes_none(
         "::notice::No keys for the DVC remote store (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): "
         "nothing restored, the build is made here."
     ]
-    assert not (without / "reports/index.html").exists()
+    assert not (without / "reports/lessons/digit-predictor/index.html").exists()
 
     fresh = fresh_clone(lesson, tmp_path / "fresh")
     result = make_restore(fresh, **KEYS)
     assert result.returncode == 0, result.stderr
     assert "Restoring the build from the DVC remote store" in result.stdout
-    assert (fresh / "reports/index.html").read_bytes() == (
-        lesson / "reports/index.html"
+    assert (fresh / "reports/lessons/digit-predictor/index.html").read_bytes() == (
+        lesson / "reports/lessons/digit-predictor/index.html"
     ).read_bytes()
     # The keys were read from the environment, and written nowhere.
     assert not (fresh / ".dvc/config.local").exists()

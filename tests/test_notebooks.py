@@ -21,6 +21,7 @@ from tests.helpers import (
     BROWSER_ARGS,
     chromium,
     copy_build,
+    course_rebuilt,
     execute_notebook,
     printed,
     run,
@@ -157,10 +158,10 @@ def test_the_key_notebook_runs_every_cell(built, tmp_path):
 
 def test_the_notebooks_follow_the_lesson_and_the_settings(lesson_build, tmp_path):
     project = copy_build(lesson_build[0], tmp_path / "project")
-    lesson = project / "course/lesson.md"
+    lesson = project / "course/digit-predictor/lesson.md"
     lesson.write_text(lesson.read_text() + "\nA last word from the author.\n")
     ran = stages_run(run(["dvc", "repro"], project).stdout)
-    assert ran == ["notebook", "key_notebook", "page"]
+    assert ran == course_rebuilt("digit-predictor")
     assert "A last word from the author." in json.dumps(read(project, "lesson.ipynb").cells[-1])
     set_params(project, train__epochs=2)
     run(["dvc", "repro"], project)
@@ -176,12 +177,15 @@ def test_the_page_offers_the_student_notebook_for_download_unchanged(built, tmp_
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         view = browser.new_page(accept_downloads=True)
-        view.goto((built / "reports/index.html").as_uri())
+        view.goto((built / "reports/lessons/digit-predictor/index.html").as_uri())
         with view.expect_download() as download:
             view.get_by_role("link", name="Download this lesson as a notebook").click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
         browser.close()
     assert saved.name == "lesson.ipynb"
-    assert saved.read_bytes() == (built / "reports/lesson.ipynb").read_bytes()
-    assert (built / "reports/index.html").stat().st_size < 3 * 2**20
+    assert (
+        saved.read_bytes()
+        == (built / "reports/lessons/digit-predictor/digit-predictor.ipynb").read_bytes()
+    )
+    assert (built / "reports/lessons/digit-predictor/index.html").stat().st_size < 3 * 2**20

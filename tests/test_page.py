@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def built_reports(write_tiny_raw, tmp_path, rng):
     return tmp_path
 
 
-def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
+def make_page(built, lesson=ROOT / "course/digit-predictor/lesson.md", **settings):
     """The page of `built` for `lesson`, showing the lesson's settings with `settings` (dotted
     keys) set, through the values stage as the pipeline runs it."""
     reports = built / "reports"
@@ -108,10 +109,14 @@ def make_page(built, lesson=ROOT / "course/lesson.md", **settings):
     out = reports / "index.html"
     notebook = reports / "lesson.ipynb"
     notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    contents = reports / "contents.json"
+    lessons = [{"name": Path(lesson).parent.name, "title": "This lesson"}]
+    contents.write_text(json.dumps({"title": "A course", "lessons": lessons}))
     page.page(
         lesson,
-        ROOT / "course/quiz.yaml",
-        ROOT / "course/plan.md",
+        ROOT / "course/digit-predictor/quiz.yaml",
+        ROOT / "course/digit-predictor/plan.md",
+        contents,
         reports / "values.json",
         notebook,
         ROOT / "templates/page.html.j2",

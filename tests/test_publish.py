@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_build, make_dry_run, readable, run, set_params, stages_run
+from tests.helpers import (
+    LESSONS,
+    ROOT,
+    copy_build,
+    make_dry_run,
+    readable,
+    run,
+    set_params,
+    stages_run,
+)
 from tools import freshness, pr_comment, site
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -313,6 +322,14 @@ def test_publishing_deploys_the_site_and_puts_the_notebook_on_the_colab_branch(p
     assert deploy["environment"]["name"] == "github-pages"
     assert f"HEAD:refs/heads/{site.COLAB_BRANCH}" in runs(colab)
     assert "actions/checkout" not in uses(colab)
+    # Every lesson's notebook reaches the colab branch where the site's links point:
+    # lessons/<name>/<name>.ipynb (the path after the upload's wildcard is kept).
+    handed = [step["with"] for step in steps(build) if "upload-artifact" in step.get("uses", "")]
+    assert [item["path"] for item in handed] == ["_site/lessons/*/*.ipynb"]
+    taken = [step["with"] for step in steps(colab) if "download-artifact" in step.get("uses", "")]
+    assert [item["path"] for item in taken] == ["colab/lessons"]
+    assert "git add lessons README.md" in runs(colab)
+    assert site.colab_url("o/r", "lessons/a/a.ipynb").endswith("/blob/colab/lessons/a/a.ipynb")
 
 
 def test_the_publishing_workflow_uses_no_cache(publish):
@@ -359,8 +376,10 @@ def test_the_gitlab_pipeline_in_the_docs_validates_against_gitlabs_schema(tmp_pa
 
 def test_the_colab_link_goes_beside_the_notebook_link():
     page = '<p><a download="lesson.ipynb" href="data:x">Download this lesson as a notebook</a>\n'
-    url = site.colab_url("owner/repo")
-    assert url == "https://colab.research.google.com/github/owner/repo/blob/colab/lesson.ipynb"
+    url = site.colab_url("owner/repo", "lessons/first/first.ipynb")
+    assert url == (
+        "https://colab.research.google.com/github/owner/repo/blob/colab/lessons/first/first.ipynb"
+    )
     assert site.with_colab_link(page, url) == (
         '<p><a download="lesson.ipynb" href="data:x">Download this lesson as a notebook</a>'
         f' (<a class="colab-link" href="{url}">Open in Colab</a>)\n'
@@ -368,15 +387,36 @@ def test_the_colab_link_goes_beside_the_notebook_link():
     with pytest.raises(site.SiteError, match="no 'Download this lesson as a notebook' link"):
         site.with_colab_link("<p>no link</p>", url)
     with pytest.raises(site.SiteError, match="not owner/name"):
-        site.colab_url('owner/repo"><script>')
+        site.colab_url('owner/repo"><script>', "lessons/first/first.ipynb")
+
+
+def test_the_allow_list_is_the_home_and_each_listed_lessons_page_and_notebook():
+    paths = {"home": "reports/index.html", "lesson_pages": "reports/lessons"}
+    assert site.course_allow_list(ROOT, paths) == {
+        "reports/index.html": "index.html",
+        **{
+            f"reports/lessons/{name}/{file}": f"lessons/{name}/{file}"
+            for name in LESSONS
+            for file in ("index.html", f"{name}.ipynb")
+        },
+    }
 
 
 def test_the_allow_list_may_not_name_an_instructor_only_output_nor_a_folder_holding_one():
-    hidden = {"reports/answer_key.html": "answer_key"}
-    site.check_allow_list(site.ALLOW_LIST, hidden)
-    for named in ("reports/answer_key.html", "reports", "reports/answer_key.html/x"):
-        with pytest.raises(site.SiteError, match="instructor-only stage answer_key"):
-            site.check_allow_list({**site.ALLOW_LIST, named: "x"}, hidden)
+    allowed = site.course_allow_list(
+        ROOT, {"home": "reports/index.html", "lesson_pages": "reports/lessons"}
+    )
+    hidden = {"reports/instructor/digit-predictor/answer_key.html": "answer_key@digit-predictor"}
+    site.check_allow_list(allowed, hidden)
+    for named in (
+        "reports/instructor/digit-predictor/answer_key.html",
+        "reports",
+        "reports/instructor/digit-predictor/answer_key.html/x",
+    ):
+        with pytest.raises(
+            site.SiteError, match="instructor-only stage answer_key@digit-predictor"
+        ):
+            site.check_allow_list({**allowed, named: "x"}, hidden)
 
 
 # What `dvc status --json` says, as DVC 3 writes it.
@@ -466,22 +506,37 @@ def make_site(project: Path, repository: str = "", out: str = "_site"):
 @pytest.mark.slow
 def test_the_instructor_only_outputs_are_read_from_dvc_yaml(built):
     assert site.instructor_only(built) == {
-        "reports/answer_key.html": "answer_key",
-        "reports/answer_key.ipynb": "key_notebook",
+        "reports/instructor/index.html": "instructor_home",
+        **{
+            f"reports/instructor/{name}/answer_key.{kind}": f"{stage}@{name}"
+            for name in LESSONS
+            for kind, stage in (("html", "answer_key"), ("ipynb", "key_notebook"))
+        },
     }
 
 
 @pytest.mark.slow
-def test_make_site_holds_the_student_page_and_notebook_and_nothing_of_the_key(built):
+def test_make_site_holds_the_home_and_every_student_page_and_notebook_and_nothing_of_the_key(
+    built,
+):
     result = make_site(built)
     assert result.returncode == 0, result.stderr
     out = built / "_site"
-    assert sorted(path.name for path in out.rglob("*")) == ["index.html", "lesson.ipynb"]
+    expected = ["index.html"]
+    for name in LESSONS:
+        expected += [f"lessons/{name}/index.html", f"lessons/{name}/{name}.ipynb"]
+    files = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
+    assert files == sorted(expected)
     # Without GITHUB_REPOSITORY, the site is the build's own bytes.
-    assert (out / "index.html").read_bytes() == (built / "reports/index.html").read_bytes()
-    assert (out / "lesson.ipynb").read_bytes() == (built / "reports/lesson.ipynb").read_bytes()
-    assert "Open in Colab" not in (out / "index.html").read_text(encoding="utf-8")
-    key_html = (built / "reports/answer_key.html").read_text(encoding="utf-8")
+    for name in expected:
+        built_as = "reports/" + name
+        assert (out / name).read_bytes() == (built / built_as).read_bytes(), name
+    assert "Open in Colab" not in (out / "lessons/digit-predictor/index.html").read_text(
+        encoding="utf-8"
+    )
+    key_html = (built / "reports/instructor/digit-predictor/answer_key.html").read_text(
+        encoding="utf-8"
+    )
     hidden = {built / path for path in site.instructor_only(built)}
     assert hidden and all(path.is_file() for path in hidden)
     published = {path.read_bytes() for path in out.rglob("*") if path.is_file()}
@@ -500,13 +555,21 @@ def test_with_github_repository_set_the_site_links_to_the_notebook_in_colab(buil
     result = make_site(built, repository="owner/repo", out="_site_colab")
     assert result.returncode == 0, result.stderr
     assert "Open in Colab link to owner/repo" in result.stdout
-    page = (built / "_site_colab" / "index.html").read_text(encoding="utf-8")
-    url = "https://colab.research.google.com/github/owner/repo/blob/colab/lesson.ipynb"
-    assert page.count(f'href="{url}">Open in Colab</a>') >= 1
-    link = page.index("Download this lesson as a notebook</a>")
-    assert page.index("Open in Colab") - link < 200
+    for name in LESSONS:
+        page = (built / f"_site_colab/lessons/{name}/index.html").read_text(encoding="utf-8")
+        url = (
+            "https://colab.research.google.com/github/owner/repo/blob/colab/"
+            f"lessons/{name}/{name}.ipynb"
+        )
+        assert page.count(f'href="{url}">Open in Colab</a>') >= 1
+        link = page.index("Download this lesson as a notebook</a>")
+        assert page.index("Open in Colab") - link < 200
+    url = "https://colab.research.google.com/github/owner/repo/blob/colab/"
+    assert url not in (built / "_site_colab/index.html").read_text(encoding="utf-8")
     # The build's own page is untouched.
-    assert url not in (built / "reports/index.html").read_text(encoding="utf-8")
+    assert url not in (built / "reports/lessons/digit-predictor/index.html").read_text(
+        encoding="utf-8"
+    )
 
 
 @pytest.mark.slow
@@ -518,14 +581,17 @@ def test_make_site_refuses_a_stage_declared_for_the_instructor_in_one_line(built
     text = pipeline.read_text(encoding="utf-8")
     assert text.count("\n  page:\n") == 1
     pipeline.write_text(
-        text.replace("\n  page:\n", "\n  page:\n    meta: {audience: instructor}\n")
+        text.replace(
+            "\n  page:\n    foreach: ${lessons}\n    do:\n",
+            "\n  page:\n    foreach: ${lessons}\n    do:\n      meta: {audience: instructor}\n",
+        )
     )
     result = make_site(project, out="_site_refused")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: the site's allow-list names reports/index.html, which is or holds "
-        "reports/index.html, an output of the instructor-only stage page (dvc.yaml); "
-        "nothing was published"
+        "error: the site's allow-list names reports/lessons/digit-predictor/index.html, which is "
+        "or holds reports/lessons/digit-predictor/index.html, an output of the instructor-only "
+        "stage page@digit-predictor (dvc.yaml); nothing was published"
     ]
     assert not (project / "_site_refused").exists()
 
@@ -533,11 +599,12 @@ def test_make_site_refuses_a_stage_declared_for_the_instructor_in_one_line(built
 @pytest.mark.slow
 def test_make_site_without_a_build_says_to_run_make_repro_in_one_line(built, tmp_path):
     project = copy_build(built, tmp_path / "project")
-    (project / "reports/lesson.ipynb").unlink()
+    (project / "reports/lessons/digit-predictor/digit-predictor.ipynb").unlink()
     result = make_site(project)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: reports/lesson.ipynb not built yet; run `make repro` first"
+        "error: reports/lessons/digit-predictor/digit-predictor.ipynb not built yet; "
+        "run `make repro` first"
     ]
 
 

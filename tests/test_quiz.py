@@ -38,7 +38,7 @@ def answered(tmp_path, *questions, values=VALUES) -> list[quiz.Question]:
 
 
 def test_the_shipped_quiz_covers_the_courses_topics_and_four_computed_questions():
-    questions = quiz.load(ROOT / "course/quiz.yaml")
+    questions = quiz.load(ROOT / "course/digit-predictor/quiz.yaml")
     topics = {question["topic"] for question in questions}
     assert {"lesson-objective", "why-normalise", "hidden-activation", "softmax", "argmax",
             "why-mnist", "dense-layer", "overfitting", "how-it-learns",

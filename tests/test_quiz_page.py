@@ -25,6 +25,7 @@ from tests.helpers import (
     ROOT,
     chromium,
     copy_build,
+    course_rebuilt,
     readable,
     run,
     set_params,
@@ -57,7 +58,7 @@ def expected_answers(project: Path) -> dict[str, set[str]]:
 
 def key_answers(project: Path) -> dict[str, str]:
     """Each question of the key, by its number: the text of its right answer(s)."""
-    key = (project / "reports/answer_key.html").read_text()
+    key = (project / "reports/instructor/digit-predictor/answer_key.html").read_text()
     found = {}
     for number, body in re.findall(
         r'<section class="key-question" id="question-(\d+)">(.*?)</section>', key, flags=re.S
@@ -69,7 +70,7 @@ def key_answers(project: Path) -> dict[str, str]:
 
 
 def computed_in_key(project: Path) -> dict[str, set[str]]:
-    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    quiz = yaml.safe_load((project / "course/digit-predictor/quiz.yaml").read_text())["questions"]
     topics = {entry["topic"]: number for number, entry in enumerate(quiz, start=1)}
     answers = key_answers(project)
     accuracy = answers[topics["test-accuracy"]][1]
@@ -83,7 +84,9 @@ def computed_in_key(project: Path) -> dict[str, set[str]]:
 
 
 def test_the_key_holds_every_question_with_its_answer_and_this_builds_numbers(project):
-    questions = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    questions = yaml.safe_load((project / "course/digit-predictor/quiz.yaml").read_text())[
+        "questions"
+    ]
     answers = key_answers(project)
     assert sorted(answers) == list(range(1, len(questions) + 1))
     for number, (right, value, body) in answers.items():
@@ -96,7 +99,7 @@ def test_the_computed_answers_follow_a_retrained_model(project):
     set_params(project, train__epochs=2)
     try:
         ran = stages_run(run(["dvc", "repro"], project).stdout)
-        assert {"train", "values", "page", "answer_key"} <= set(ran)
+        assert {"train", "values", "page@digit-predictor", "answer_key@digit-predictor"} <= set(ran)
         assert computed_in_key(project) == expected_answers(project)
     finally:
         run(["git", "checkout", "params.yaml", "dvc.lock"], project)
@@ -104,7 +107,7 @@ def test_the_computed_answers_follow_a_retrained_model(project):
 
 
 def test_the_key_shows_the_assignments_solution_and_the_session_plan(project):
-    key = (project / "reports/answer_key.html").read_text()
+    key = (project / "reports/instructor/digit-predictor/answer_key.html").read_text()
     settings = json.loads((project / "reports/variants/assignment/settings.json").read_text())
     assert "<h3>assignment (instructor only)</h3>" in key
     for dotted, value in settings["changes"].items():
@@ -139,8 +142,8 @@ def student_leaks(page: str, key: str, project: Path) -> list[str]:
 
 
 def test_the_student_page_holds_no_answer_explanation_or_instructor_only_material(project):
-    page = (project / "reports/index.html").read_text()
-    key = (project / "reports/answer_key.html").read_text()
+    page = (project / "reports/lessons/digit-predictor/index.html").read_text()
+    key = (project / "reports/instructor/digit-predictor/answer_key.html").read_text()
     assert student_leaks(page, key, project) == []
     # The search has teeth: the key itself is full of what it looks for.
     assert len(student_leaks(key, key, project)) >= 5
@@ -148,14 +151,14 @@ def test_the_student_page_holds_no_answer_explanation_or_instructor_only_materia
 
 
 def test_editing_the_quiz_reruns_only_what_renders_it(project):
-    quiz_file = project / "course/quiz.yaml"
+    quiz_file = project / "course/digit-predictor/quiz.yaml"
     original = quiz_file.read_text()
     quiz_file.write_text(original.replace("What is this lesson's goal?", "What is today's goal?"))
     try:
         ran = set(stages_run(run(["dvc", "repro"], project).stdout))
-        assert ran == {"notebook", "key_notebook", "page", "answer_key"}
+        assert ran == set(course_rebuilt("digit-predictor"))
         assert "What is today's goal?" in html.unescape(
-            (project / "reports/index.html").read_text()
+            (project / "reports/lessons/digit-predictor/index.html").read_text()
         )
     finally:
         quiz_file.write_text(original)
@@ -167,15 +170,16 @@ def test_a_question_the_build_cannot_answer_stops_the_page_in_one_line(lesson_bu
     """The lesson alone has no variations, so no best one: the shipped question is optional
     and left out; made compulsory, it stops the build."""
     project = copy_build(lesson_build[0], tmp_path / "project")
-    page = (project / "reports/index.html").read_text()
+    page = (project / "reports/lessons/digit-predictor/index.html").read_text()
     assert "Which model reached the highest test accuracy" not in page
-    quiz_file = project / "course/quiz.yaml"
+    quiz_file = project / "course/digit-predictor/quiz.yaml"
     quiz_file.write_text(quiz_file.read_text().replace("optional: true", "optional: false"))
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and re.fullmatch(
-        r"error: course/quiz.yaml: question \d+: cannot be answered by this build \(choices_from "
+        r"error: course/digit-predictor/quiz.yaml: question \d+: cannot be answered by this "
+        r"build \(choices_from "
         r"gives \['lesson'\], fewer than 2 choices\); mark it `optional: true` to leave it out "
         r"when so",
         errors[0],
@@ -185,7 +189,7 @@ def test_a_question_the_build_cannot_answer_stops_the_page_in_one_line(lesson_bu
 
 def right_and_wrong(project: Path, topic: str) -> tuple[int, list[int], list[int]]:
     """A choice question's number on the page, its right and its wrong choices."""
-    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    quiz = yaml.safe_load((project / "course/digit-predictor/quiz.yaml").read_text())["questions"]
     number = next(n for n, entry in enumerate(quiz, start=1) if entry["topic"] == topic)
     right, _, _ = key_answers(project)[number]
     entry = quiz[number - 1]
@@ -215,9 +219,9 @@ def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader
 
-    page_file = project / "reports/index.html"
+    page_file = project / "reports/lessons/digit-predictor/index.html"
     url = page_file.as_uri()
-    quiz = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    quiz = yaml.safe_load((project / "course/digit-predictor/quiz.yaml").read_text())["questions"]
     topics = {entry["topic"]: n for n, entry in enumerate(quiz, start=1)}
     accuracy = json.loads((project / "reports/metrics.json").read_text())["test"]["accuracy"]
     requests = []
@@ -345,11 +349,13 @@ def test_the_weights_typed_as_the_page_prints_them_are_right(project):
     and the test accuracy with a decimal comma."""
     from playwright.sync_api import sync_playwright
 
-    quiz_entries = yaml.safe_load((project / "course/quiz.yaml").read_text())["questions"]
+    quiz_entries = yaml.safe_load((project / "course/digit-predictor/quiz.yaml").read_text())[
+        "questions"
+    ]
     topics = {entry["topic"]: n for n, entry in enumerate(quiz_entries, start=1)}
     metrics = json.loads((project / "reports/metrics.json").read_text())["test"]
     weights, accuracy = metrics["weights"], metrics["accuracy"] * 100
-    page = html.unescape((project / "reports/index.html").read_text())
+    page = html.unescape((project / "reports/lessons/digit-predictor/index.html").read_text())
     assert f"{weights:,}" in page  # The page prints the weights with a thousands comma.
     typed = [
         ("weights", f"{weights:,}", "Right."),
@@ -363,7 +369,9 @@ def test_the_weights_typed_as_the_page_prints_them_are_right(project):
         browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         view = browser.new_page()
         for topic, text, _ in typed:
-            view.goto((project / "reports/index.html").as_uri(), wait_until="load")
+            view.goto(
+                (project / "reports/lessons/digit-predictor/index.html").as_uri(), wait_until="load"
+            )
             verdicts.append(answer_by_keyboard(view, topics[topic], typed=text))
         browser.close()
     assert verdicts == [verdict for _, _, verdict in typed]

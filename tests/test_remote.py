@@ -14,7 +14,11 @@ from tests.helpers import copy_build, free_port, run, stages_run
 
 pytestmark = pytest.mark.slow
 
-OUTPUTS = ("models/model.keras", "reports/metrics.json", "reports/index.html")
+OUTPUTS = (
+    "models/model.keras",
+    "reports/metrics.json",
+    "reports/lessons/digit-predictor/index.html",
+)
 # No credentials from the machine, and no look-up of EC2's metadata address for them: the
 # tests reach only the loopback server.
 NO_AWS = {

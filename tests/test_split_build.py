@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.helpers import (
-    COURSE_STAGES,
+    BUILT_AFTER_MODELS,
     ROOT,
     copy_build,
     free_port,
@@ -144,7 +144,7 @@ def test_the_units_are_the_lesson_and_each_variation_dvc_resolves(origin, tmp_pa
     ]
     # Every other stage of the pipeline: the comparison and the course built after it.
     assembled = assembled_stages(project)
-    assert assembled == COURSE_STAGES, assembled
+    assert assembled == BUILT_AFTER_MODELS, assembled
     assert not [stage for stage in assembled if stage in LESSON_UNIT or "@" in stage]
 
     set_variants(project, VARIANTS | {"wide": {"model": {"hidden_units": [256]}}})

@@ -101,7 +101,7 @@ def open_page(browser, project, width, **options):
     view.on("request", lambda request: seen["requests"].append(request.url))
     view.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
     view.on("pageerror", lambda error: seen["errors"].append(str(error)))
-    view.goto((project / "reports/index.html").as_uri(), wait_until="load")
+    view.goto((project / "reports/lessons/digit-predictor/index.html").as_uri(), wait_until="load")
     return view, seen
 
 
@@ -128,7 +128,7 @@ def test_opened_images_get_the_same_answers_as_python(
             assert np.abs(np.array(probabilities) - python).max() <= 1e-4, (name, image.name)
         assert text.startswith(f"{int(np.argmax(answers[0]))} (")
     assert seen["errors"] == []
-    assert seen["requests"] == [(project / "reports/index.html").as_uri()]
+    assert seen["requests"] == [(project / "reports/lessons/digit-predictor/index.html").as_uri()]
     view.close()
 
 
@@ -220,7 +220,7 @@ def test_a_blank_or_broken_image_is_answered_in_one_line(project, browser, tmp_p
 def test_without_javascript_the_page_says_the_section_needs_it(project, browser):
     context = browser.new_context(java_script_enabled=False)
     view = context.new_page()
-    view.goto((project / "reports/index.html").as_uri())
+    view.goto((project / "reports/lessons/digit-predictor/index.html").as_uri())
     assert "Trying the model needs JavaScript" in view.inner_text("#try-it")
     assert not view.locator("#try-it .controls").is_visible()
     assert "Test accuracy" in view.inner_text(".score")
