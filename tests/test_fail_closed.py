@@ -22,7 +22,7 @@ import yaml
 from courseware import audience, leaks, lesson, quiz
 from pipeline import artifacts, config, names
 from stages import compare, notebooks, page, variants
-from tests.helpers import ROOT, copy_build, run, stage_entry
+from tests.helpers import LESSONS, ROOT, copy_build, run, stage_entry
 
 # The values of a build with one instructor-only variation, enough for the rules below.
 VALUES = {
@@ -255,7 +255,9 @@ def test_each_kind_planted_stops_the_page(project, monkeypatch, kind):
     """Planted in the lesson's text; the plan's line in a quiz question, since a line the
     student's lesson holds too is not the key's alone."""
     planted = secrets(project)[kind]
-    author_file = project / ("course/quiz.yaml" if kind == "key" else "course/lesson.md")
+    author_file = project / (
+        "course/digit-predictor/quiz.yaml" if kind == "key" else "course/digit-predictor/lesson.md"
+    )
     original = author_file.read_text(encoding="utf-8")
     before = (project / "reports/lessons/digit-predictor/index.html").read_bytes()
     if kind == "key":
@@ -287,12 +289,12 @@ def test_the_unplanted_build_passes_the_check_and_the_key_does_not(project):
         plan_path=project / "course/digit-predictor/plan.md",
         variant_reports=project / "reports/variants",
     )
-    for name in ("index.html", "lesson.ipynb"):
-        text = (project / "reports" / name).read_text(encoding="utf-8")
+    for name in ("index.html", "digit-predictor.ipynb"):
+        text = (project / "reports/lessons/digit-predictor" / name).read_text(encoding="utf-8")
         assert leaks.search(leaks.views(name, text), found) is None
     # The search has teeth: the instructor's outputs are full of what it looks for.
     for name in ("answer_key.html", "answer_key.ipynb"):
-        text = (project / "reports" / name).read_text(encoding="utf-8")
+        text = (project / "reports/instructor/digit-predictor" / name).read_text(encoding="utf-8")
         assert leaks.search(leaks.views(name, text), found) is not None
     assert all(getattr(found, kind) for kind in ("settings", "solution", "explanation", "key"))
     assert len(found.weights) > 100_000
@@ -335,13 +337,16 @@ def test_make_site_searches_every_file_it_publishes(project, monkeypatch):
     page_file.write_bytes(original.replace(b"</body>", f"<p>{planted}</p></body>".encode()))
     try:
         with pytest.raises(site.SiteError) as error:
-            site.build_site(project, project / "_site", None, site.ALLOW_LIST)
+            site.build_site(project, project / "_site", None)
     finally:
         page_file.write_bytes(original)
     assert "a student file would hold instructor-only material (key: " in str(error.value)
     assert not (project / "_site").exists()
-    written = site.build_site(project, project / "_site", None, site.ALLOW_LIST)
-    assert sorted(path.name for path in written) == ["index.html", "lesson.ipynb"]
+    written = site.build_site(project, project / "_site", None)
+    assert sorted(path.relative_to(project / "_site").as_posix() for path in written) == sorted(
+        ["index.html", "mnist.npz"]
+        + [f"lessons/{name}/{file}" for name in LESSONS for file in ("index.html", f"{name}.ipynb")]
+    )
 
 
 def test_the_default_build_hides_the_assignment_from_students(project):
@@ -373,7 +378,8 @@ def test_a_question_quoting_an_instructor_only_value_stops_the_page(project, mon
     finally:
         quiz_file.write_text(original, encoding="utf-8")
     assert str(error.value).startswith(
-        "course/quiz.yaml: question 1: variants.assignment.settings is instructor-only"
+        "course/digit-predictor/quiz.yaml: question 1: variants.assignment.settings is "
+        "instructor-only"
     )
 
 
@@ -437,7 +443,7 @@ def test_make_site_says_in_one_line_when_the_values_are_not_json(project):
     values_file.write_text("{ not json", encoding="utf-8")
     try:
         with pytest.raises(site.SiteError) as error:
-            site.build_site(project, project / "_site2", None, site.ALLOW_LIST)
+            site.build_site(project, project / "_site2", None)
     finally:
         values_file.write_bytes(original)
     assert str(error.value).startswith("cannot gather what students may not see: ")

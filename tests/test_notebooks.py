@@ -11,6 +11,7 @@ import ast
 import base64
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -40,8 +41,15 @@ def built(tmp_path_factory, variants_build) -> Path:
     return copy_build(variants_build[0], tmp_path_factory.mktemp("notebooks") / "project")
 
 
+# The first lesson's notebooks, by the names these tests give them.
+NOTEBOOKS = {
+    "lesson.ipynb": "reports/lessons/digit-predictor/digit-predictor.ipynb",
+    "answer_key.ipynb": "reports/instructor/digit-predictor/answer_key.ipynb",
+}
+
+
 def read(project: Path, name: str) -> nbformat.NotebookNode:
-    return nbformat.read(project / "reports" / name, as_version=4)
+    return nbformat.read(project / NOTEBOOKS[name], as_version=4)
 
 
 def normalised(code: str) -> str:
@@ -122,10 +130,10 @@ def test_a_setting_the_code_does_not_set_is_refused_in_one_line():
 
 
 def run_notebook(project: Path, name: str, tmp_path: Path) -> nbformat.NotebookNode:
-    """The notebook as a student would run it, at the reduced size, offline."""
-    return execute_notebook(
-        project / "reports" / name, project / "data/raw/mnist.npz", tmp_path, REDUCED
-    )
+    """The notebook as a student would run it in a classroom without internet, at the reduced
+    size: with the course's mnist.npz beside it, and Keras unable to download anything."""
+    shutil.copy(project / "reports/mnist.npz", tmp_path / "mnist.npz")
+    return execute_notebook(project / NOTEBOOKS[name], None, tmp_path, REDUCED)
 
 
 def errors_of(cell) -> list[str]:
@@ -189,3 +197,43 @@ def test_the_page_offers_the_student_notebook_for_download_unchanged(built, tmp_
         == (built / "reports/lessons/digit-predictor/digit-predictor.ipynb").read_bytes()
     )
     assert (built / "reports/lessons/digit-predictor/index.html").stat().st_size < 3 * 2**20
+
+
+def loading_cells(project: Path) -> nbformat.NotebookNode:
+    """The student notebook's cells up to the one that loads MNIST."""
+    notebook = read(project, "lesson.ipynb")
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    last = next(i for i, cell in enumerate(cells) if "load_mnist()" in cell.source)
+    notebook.cells = cells[: last + 1]
+    return notebook
+
+
+def test_the_notebook_loads_mnist_from_a_checked_copy_beside_it_and_refuses_another(
+    built, tmp_path
+):
+    import numpy as np
+
+    notebook = loading_cells(built)
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(notebook, path)
+    # No copy and no internet: Keras's download is what fails.
+    (tmp_path / "none").mkdir()
+    ran = execute_notebook(path, None, tmp_path / "none")
+    assert errors_of(ran.cells[-1]) == ["OSError"]
+    # The course's copy: loaded and used.
+    good = tmp_path / "good"
+    good.mkdir()
+    shutil.copy(built / "reports/mnist.npz", good / "mnist.npz")
+    ran = execute_notebook(path, None, good)
+    assert errors_of(ran.cells[-1]) == []
+    assert "training images: (2000, 28, 28)" in printed([ran.cells[-1]])
+    # A file with one pixel changed: refused, naming the array.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with np.load(built / "reports/mnist.npz") as data:
+        arrays = {name: data[name].copy() for name in data.files}
+    arrays["x_test"][0, 0, 0] ^= 1
+    np.savez(bad / "mnist.npz", **arrays)
+    ran = execute_notebook(path, None, bad)
+    assert errors_of(ran.cells[-1]) == ["ValueError"]
+    assert "mnist.npz is not MNIST (x_test differs)" in json.dumps(ran.cells[-1].outputs)

@@ -38,6 +38,7 @@ PUBLISH = WORKFLOWS / "publish.yml"
 BIN = Path(sys.executable).parent
 SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
 # `uses: owner/name@<40 hex> # vX.Y.Z`
+PATHS = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["vars"][1]["paths"]
 PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+(?:\.\d+){0,2})\s*$")
 # The tools run in a copy of the project, which holds the pipeline but not tools/.
 TOOLS = {"PYTHONPATH": str(ROOT), "GITHUB_REPOSITORY": ""}
@@ -391,9 +392,10 @@ def test_the_colab_link_goes_beside_the_notebook_link():
 
 
 def test_the_allow_list_is_the_home_and_each_listed_lessons_page_and_notebook():
-    paths = {"home": "reports/index.html", "lesson_pages": "reports/lessons"}
+    paths = {**PATHS, "home": "reports/index.html", "lesson_pages": "reports/lessons"}
     assert site.course_allow_list(ROOT, paths) == {
         "reports/index.html": "index.html",
+        "reports/mnist.npz": "mnist.npz",
         **{
             f"reports/lessons/{name}/{file}": f"lessons/{name}/{file}"
             for name in LESSONS
@@ -403,9 +405,7 @@ def test_the_allow_list_is_the_home_and_each_listed_lessons_page_and_notebook():
 
 
 def test_the_allow_list_may_not_name_an_instructor_only_output_nor_a_folder_holding_one():
-    allowed = site.course_allow_list(
-        ROOT, {"home": "reports/index.html", "lesson_pages": "reports/lessons"}
-    )
+    allowed = site.course_allow_list(ROOT, PATHS)
     hidden = {"reports/instructor/digit-predictor/answer_key.html": "answer_key@digit-predictor"}
     site.check_allow_list(allowed, hidden)
     for named in (
@@ -522,7 +522,7 @@ def test_make_site_holds_the_home_and_every_student_page_and_notebook_and_nothin
     result = make_site(built)
     assert result.returncode == 0, result.stderr
     out = built / "_site"
-    expected = ["index.html"]
+    expected = ["index.html", "mnist.npz"]
     for name in LESSONS:
         expected += [f"lessons/{name}/index.html", f"lessons/{name}/{name}.ipynb"]
     files = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
@@ -594,6 +594,25 @@ def test_make_site_refuses_a_stage_declared_for_the_instructor_in_one_line(built
         "stage page@digit-predictor (dvc.yaml); nothing was published"
     ]
     assert not (project / "_site_refused").exists()
+
+
+@pytest.mark.slow
+def test_make_site_publishes_the_offline_mnist_only_if_it_is_the_verified_one(built, tmp_path):
+    import numpy as np
+
+    project = copy_build(built, tmp_path / "project")
+    data = project / "reports/mnist.npz"
+    with np.load(data) as arrays:
+        changed = {name: arrays[name].copy() for name in arrays.files}
+    changed["y_train"][0] = (changed["y_train"][0] + 1) % 10
+    data.unlink()  # DVC may have linked it to its cache: write a new file, not through it.
+    np.savez(data, **changed)
+    result = make_site(project)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: _site/mnist.npz: not the MNIST this build verified; nothing was published"
+    ]
+    assert not (project / "_site").exists()
 
 
 @pytest.mark.slow

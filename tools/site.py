@@ -83,13 +83,14 @@ def check_allow_list(allow_list: dict[str, str], hidden: dict[str, str]) -> None
 
 
 def course_allow_list(root: Path, paths: dict[str, str]) -> dict[str, str]:
-    """What students get, the build's path -> the path in the site: the home page, and each
-    listed lesson's page and notebook. Nothing else is published."""
+    """What students get, the build's path -> the path in the site: the home page, the MNIST
+    file it offers for offline notebooks, and each listed lesson's page and notebook. Nothing
+    else is published."""
     try:
         listed = course.read_course(root / COURSE)
     except StageError as error:
         raise SiteError(str(error)) from None
-    found = {paths["home"]: "index.html"}
+    found = {paths["home"]: "index.html", paths["offline_data"]: "mnist.npz"}
     pages = PurePosixPath(paths["lesson_pages"])
     for name in listed.lessons:
         found[str(pages / name / "index.html")] = f"lessons/{name}/index.html"
@@ -170,6 +171,28 @@ def withheld(root: Path, paths: dict[str, str]) -> leaks.Withheld:
         raise SiteError(f"cannot gather what students may not see: {error!r}") from None
 
 
+def check_mnist(name: Path, data: bytes, values_path: Path) -> None:
+    """A data file is published only if it is MNIST as this build verified it: its four arrays'
+    digests are those the values file records, and it holds nothing else."""
+    import hashlib
+    import io
+    import json
+
+    import numpy as np
+
+    try:
+        expected = json.loads(values_path.read_text(encoding="utf-8"))["build"]["data"]["sha256"]
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            found = {
+                key: hashlib.sha256(np.ascontiguousarray(arrays[key]).tobytes()).hexdigest()
+                for key in arrays.files
+            }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SiteError(f"{name}: cannot check it is MNIST: {error!r}") from None
+    if found != expected:
+        raise SiteError(f"{name}: not the MNIST this build verified; nothing was published")
+
+
 def build_site(
     root: Path, out: Path, repository: str | None, allow_list: dict[str, str] | None = None
 ) -> list[Path]:
@@ -203,6 +226,9 @@ def build_site(
     # case a student output was made some other way than its stage makes it.
     secrets = withheld(root, paths)
     for destination, data in contents.items():
+        if destination.suffix == ".npz":
+            check_mnist(destination, data, root / paths["values"])
+            continue
         try:
             leaks.check(destination, data.decode("utf-8"), secrets)
         except UnicodeDecodeError:
