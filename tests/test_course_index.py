@@ -345,12 +345,15 @@ def test_the_readmes_add_a_lesson_builds_a_lesson_on_the_home_page_and_in_the_li
         subprocess.run(line, shell=True, cwd=built, check=True)
     # `make repro` is `dvc repro` with the stages run at once; dvc repro says what ran.
     ran = stages_run(run(["dvc", "repro"], built).stdout)
-    # The new lesson, the home pages, and the lesson before it (its page gains a "next" link).
+    # The new lesson's stages and the home pages; the contents (the lessons' names and titles)
+    # changed, so every lesson's page and notebooks, which link their neighbours, follow. No
+    # answer key of another lesson, and no training.
+    every = [*LESSONS, name]
     assert ran == [
         "home",
-        *[f"{stage}@{name}" for stage in ("notebook", "key_notebook")],
-        f"page@{LESSONS[-1]}",
-        f"page@{name}",
+        *[f"notebook@{lesson}" for lesson in every],
+        *[f"key_notebook@{lesson}" for lesson in every],
+        *[f"page@{lesson}" for lesson in every],
         f"answer_key@{name}",
         "instructor_home",
     ]
