@@ -408,7 +408,7 @@ ADMONITIONS = {
     "seealso": "See also",
 }
 DIRECTIVES = ("code-cell", "figure", "build", *ADMONITIONS)
-ROLES = ("ref", "math")
+ROLES = ("ref", "eq", "math")
 
 # The images an author may place, by their file's ending, and how each file's data starts.
 IMAGE_TYPES = {
@@ -596,7 +596,7 @@ def reference_text(content: str, references: Mapping[str, tuple[str, str]]) -> t
     `{ref}`words <label>`` the words. The label must be one of `references` (see `targets`)."""
     explicit = _EXPLICIT.fullmatch(content.strip())
     words, label = explicit.groups() if explicit else ("", content.strip())
-    title, href = references.get(_label(label)) or references[label.strip()]
+    title, href = references.get(label_id(label)) or references[label.strip()]
     return (words.strip() or title), href
 
 
@@ -647,7 +647,7 @@ def author_image(source: str, lesson_path: Path | str) -> dict[str, Any]:
 _EXPLICIT = re.compile(r"(.*?)\s*<([^<>]+)>", re.DOTALL)
 
 
-def _label(label: str) -> str:
+def label_id(label: str) -> str:
     """A label as MyST (Sphinx) compares them: without case, blanks as dashes."""
     return re.sub(r"\s+", "-", label.strip()).lower()
 
@@ -712,11 +712,12 @@ class _Lesson:
         self.lessons = dict(lessons or {})
         # label -> (title or "", href, line)
         self.labels: dict[str, tuple[str, str, int]] = {}
+        self.equations = 0  # Labelled display formulas are numbered, as MyST numbers them.
 
     # Labels ---------------------------------------------------------------------------
 
     def label(self, label: str, title: str, line: int) -> str:
-        key = _label(label)
+        key = label_id(label)
         if not re.fullmatch(r"[a-z0-9][\w.:-]*", key):
             raise Mistake(line, f"label {label!r} is not a name of letters, digits, - and _")
         if key in _PAGE_IDS:
@@ -745,6 +746,9 @@ class _Lesson:
                     self.collect(token.meta["tokens"], body_line - 1)
                 elif name == "figure" and options.get("name"):
                     token.meta["id"] = self.label(options["name"], _plain(body), line)
+            if token.type == "math_block_label":
+                self.equations += 1
+                token.meta["id"] = self.label(token.info, f"({self.equations})", line)
             if token.type != "myst_target":
                 continue
             following = tokens[index + 1] if index + 1 < len(tokens) else None
@@ -773,7 +777,7 @@ class _Lesson:
     def reference(self, content: str, line: int) -> str:
         explicit = _EXPLICIT.fullmatch(content.strip())
         words, label = explicit.groups() if explicit else ("", content.strip())
-        key = _label(label)
+        key = label_id(label)
         if key in self.labels:
             title, href, _ = self.labels[key]
         elif label.strip() in self.lessons:
@@ -816,7 +820,7 @@ class _Lesson:
             if token.type == "front_matter":
                 continue
             directive = token.type in ("fence", "colon_fence") and token.info.startswith("{")
-            if directive and _directive_name(token) in ADMONITIONS:
+            if directive and directive_name(token) in ADMONITIONS:
                 pending.append(self.box(token, 0))
                 continue
             if not directive:
@@ -889,12 +893,12 @@ class _Lesson:
         inner: list[Any] = []
         for inside in token.meta["tokens"]:
             directive = inside.type in ("fence", "colon_fence") and inside.info.startswith("{")
-            if directive and _directive_name(inside) in ADMONITIONS:
+            if directive and directive_name(inside) in ADMONITIONS:
                 inner.append(self.box(inside, body_line - 1))
             elif directive:
                 where = body_line + inside.map[0]
                 raise Mistake(
-                    where, f"a {{{_directive_name(inside)}}} inside a {{{name}}} is not "
+                    where, f"a {{{directive_name(inside)}}} inside a {{{name}}} is not "
                     "supported; place it outside the box",
                 )  # fmt: skip
             else:
@@ -924,7 +928,7 @@ class _Lesson:
             line = offset + (token.map[0] + 1 if token.map else 1)
             if token.type in ("math_block", "math_block_label"):
                 token.type = "html_block"
-                token.content = self.display_math(token.content, line)
+                token.content = self.display_math(token.content, line, token.meta.get("id"))
             elif token.type == "myst_target":
                 key = token.meta.get("anchor")
                 token.type = "html_block"
@@ -946,7 +950,7 @@ class _Lesson:
                 name = child.meta.get("name", "")
                 if name == "math":
                     child.content = self.inline_math(child.content, line)
-                elif name == "ref":
+                elif name in ("ref", "eq"):
                     child.content = self.reference(child.content, line)
                 else:
                     known = ", ".join(f"{{{role}}}" for role in ROLES)
@@ -973,19 +977,26 @@ class _Lesson:
         except Mistake as mistake:
             raise Mistake(line, str(mistake)) from None
 
-    def display_math(self, latex: str, line: int) -> str:
+    def display_math(self, latex: str, line: int, key: str | None = None) -> str:
         try:
             mathml = math_html(latex, display=True)
         except Mistake as mistake:
             raise Mistake(line, str(mistake)) from None
-        # A formula wider than a phone scrolls inside its own box, as a wide table does.
+        # A formula wider than a phone scrolls inside its own box, as a wide table does; a
+        # labelled one shows its number, which {ref} links to.
+        number, attributes = "", ""
+        if key:
+            title = self.labels[key][0]
+            number = f'<span class="equation-number">{escapeHtml(title)}</span>'
+            attributes = f' id="{escapeHtml(key)}"'
         return (
-            '<div class="math-display" tabindex="0" role="region" aria-label="Formula '
-            f'(scrolls sideways on a narrow screen)">{mathml}</div>\n'
+            f'<div class="math-display"{attributes} tabindex="0" role="region" aria-label='
+            f'"Formula{" " + title if key else ""} (scrolls sideways on a narrow screen)">'
+            f"{mathml}{number}</div>\n"
         )
 
 
-def _directive_name(token: Any) -> str:
+def directive_name(token: Any) -> str:
     info = token.info.strip()
     return info[1 : info.index("}")] if "}" in info else ""
 
@@ -993,6 +1004,12 @@ def _directive_name(token: Any) -> str:
 def _plain(markdown_text: str) -> str:
     """A piece of Markdown as plain text (a heading's or a caption's, for a reference)."""
     first = markdown_text.strip().split("\n\n", 1)[0]
+    # A role shows its words (or its label), math its LaTeX.
+    first = re.sub(
+        r"\{(\w+)\}(`+)(.+?)\2",
+        lambda role: _EXPLICIT.sub(r"\1", role.group(3)).strip(),
+        first,
+    )
     return " ".join(Markup(myst().renderInline(first)).striptags().split())
 
 

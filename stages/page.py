@@ -1,6 +1,7 @@
 """Page: the course page, the author's lesson with this build's numbers, figures and sections.
 
-Reads:  --lesson (the author's MyST-Markdown lesson), --quiz (the author's questions),
+Reads:  --lesson (the author's MyST-Markdown lesson, and the images it shows from its own
+        folder, embedded), --quiz (the author's questions),
         --plan (the session plan, only to make sure none of it reaches the page),
         --notebook (the student's notebook, which the page offers to download),
         --values (every number they and the page's own sections quote), --template (the
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +63,9 @@ def checked_notebook(notebook: Path, secrets: leaks.Withheld) -> bytes:
 def title_of(parts: list[lesson.Part]) -> str:
     """The lesson's first level-1 heading, as text."""
     for part in parts:
-        if part.kind == "html" and "<h1>" in part.text:
-            heading = part.text.split("<h1>", 1)[1].split("</h1>", 1)[0]
-            return Markup(heading).striptags()
+        heading = re.search(r"<h1[^>]*>(.*?)</h1>", part.text, re.DOTALL)
+        if part.kind == "html" and heading:
+            return Markup(heading.group(1)).striptags()
     return "Course page"
 
 
@@ -80,13 +83,14 @@ def build_page(
     script: str,
     style: str,
     notebook: bytes,
+    lessons: Mapping[str, tuple[str, str]] | None = None,
 ) -> str:
     # Everything on the page is filled from the student's values: a question quoting an
     # instructor-only value stops here, naming it, rather than showing it.
     values = audience.student_values(values)
     answered = quiz.answer(questions, values, quiz_path)
     filled = lesson.fill(audience.for_students(lesson_text, lesson_path), values, lesson_path)
-    parts = lesson.parse(filled, lesson_path, figures=values["figures"])
+    parts = lesson.parse(filled, lesson_path, figures=values["figures"], lessons=lessons)
     placed = [part.name for part in parts if part.kind == "build"]
     twice = sorted({name for name in placed if placed.count(name) > 1})
     if twice:
@@ -101,7 +105,12 @@ def build_page(
         parts=parts,
         unplaced=[name for name in DEFAULT_ORDER if name not in placed],
         title=title_of(parts),
-        images={part.name: images[part.name] for part in parts if part.kind == "figure"},
+        # The build's figures the lesson shows; the author's own travel in their parts.
+        images={
+            part.name: images[part.name]
+            for part in parts
+            if part.kind == "figure" and not part.image
+        },
         # The weights travel as JSON inside the page; "</" could end the script element early.
         networks_json=json.dumps(networks, separators=(",", ":")).replace("</", "<\\/"),
         networks=networks,
@@ -130,6 +139,7 @@ def page(
     quiz_script: Path,
     style: Path,
     page_path: Path,
+    lessons: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     values_file = Path(values_path).read_bytes()
     values = json.loads(values_file)
@@ -158,6 +168,7 @@ def page(
         + Path(quiz_script).read_text(encoding="utf-8"),
         style=Path(style).read_text(encoding="utf-8"),
         notebook=checked_notebook(Path(notebook), secrets),
+        lessons=lessons,
     )
     leaks.check(page_path, text, secrets)
     artifacts.write_text(page_path, text)
