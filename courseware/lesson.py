@@ -740,7 +740,7 @@ class _Lesson:
                 if name in ADMONITIONS:
                     if options.get("name"):
                         token.meta["id"] = self.label(
-                            options["name"], argument or ADMONITIONS[name], line
+                            options["name"], _plain(argument or ADMONITIONS[name]), line
                         )
                     token.meta["tokens"] = myst().parse(body)
                     self.collect(token.meta["tokens"], body_line - 1)
@@ -760,7 +760,7 @@ class _Lesson:
                 if name == "figure":
                     title = _plain(body)
                 elif name in ADMONITIONS:
-                    title = argument or ADMONITIONS[name]
+                    title = _plain(argument or ADMONITIONS[name])
             key = self.label(token.content, title, line)
             if following is not None and following.nesting == 1:
                 following.attrSet("id", key)
