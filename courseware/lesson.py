@@ -459,7 +459,7 @@ def myst() -> MarkdownIt:
     parser = (
         markdown()
         .use(colon_fence_plugin)
-        .use(dollarmath_plugin, allow_space=False, allow_digits=False)
+        .use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_blank_lines=False)
         .use(myst_block_plugin)
         .use(myst_role_plugin)
     )
@@ -513,6 +513,8 @@ def check_fences(text: str, path: Path | str) -> list[Any]:
         for token in tokens:
             if token.type in ("fence", "colon_fence"):
                 _check_closed(token, lines)
+            elif token.type in ("math_block", "math_block_label"):
+                _check_formula(token)
     except Mistake as mistake:
         raise _located(text, path, mistake) from None
     return tokens
@@ -553,6 +555,22 @@ def _check_closed(token: Any, lines: list[str]) -> None:
                 f"the {kind} fence opened here is never closed: it runs on into "
                 f"{_clipped(inside.strip())!r}",
             )
+
+
+def _check_formula(token: Any) -> None:
+    """A `$$` left open runs on to the next formula's `$$`: what lies between, a cell
+    included, would become one formula (and a cell's code reach the page as math), so a
+    formula holding a fence's line is refused where it opened."""
+    for inside in token.content.splitlines():
+        if _FENCE_LINE.match(inside):
+            raise Mistake(
+                token.map[0] + 1,
+                f"the $$ formula opened here is never closed: it runs on into "
+                f"{_clipped(inside.strip())!r}; close it with $$",
+            )
+
+
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,}|:{3,})")
 
 
 def _clipped(text: str, most: int = 60) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from courseware import lesson
+from courseware import audience, lesson
 from stages import notebooks
 from tests.helpers import BROWSER_ARGS, ROOT, chromium
 from tests.test_page import built_reports, make_page  # noqa: F401 (a fixture)
@@ -230,6 +230,9 @@ MISTAKES = [
      "lesson.md:6: the {note} fence opened here is never closed"),
     (":::{note}\nOpen.\n\n## Next\n\n:::{tip}\nMore.\n:::\n",
      "lesson.md:6: the {note} fence opened here is never closed: it runs on into '## Next'"),
+    ("$$\nx = 1\n```{code-cell} ipython3\nx = 2\n```\n$$\n",
+     "lesson.md:6: the $$ formula opened here is never closed: it runs on into "
+     "'```{code-cell} ipython3'; close it with $$"),
     (":::{note}\n:title: Mine\nText.\n:::\n",
      "lesson.md:6: the {note} takes the options :class: and :name:, not :title:"),
 ]  # fmt: skip
@@ -245,6 +248,17 @@ def test_each_mistake_stops_the_build_in_one_line(folder, body, message):
     assert shown.startswith(f"{folder}/{message}"), shown
 
 
+def test_a_formula_left_open_never_hides_a_solution_cell_from_the_students_filter():
+    """A `$$` left open may not swallow a cell, which the students' filter would then miss
+    and the page show as a formula: across a blank line it is no formula, and a cell inside
+    one is refused, both before the filter runs."""
+    cell = "```{code-cell} ipython3\n:tags: [solution]\nanswer = 42\n```\n"
+    student = audience.for_students(HEADER + "$$\nx = 1\n\n" + cell + "\n$$\ny\n$$\n", "l.md")
+    assert "answer = 42" not in student and "$$\ny\n$$" in student
+    with pytest.raises(lesson.LessonError, match=r"^l.md:6: the \$\$ formula opened here"):
+        audience.for_students(HEADER + "$$\nx = 1\n" + cell + "$$\n", "l.md")
+
+
 def test_an_image_that_is_not_what_its_name_says_is_refused(folder):
     (folder / "fake.png").write_text("<html>not a PNG</html>")
     with pytest.raises(lesson.LessonError) as error:
@@ -255,8 +269,8 @@ def test_an_image_that_is_not_what_its_name_says_is_refused(folder):
 # The notebooks ---------------------------------------------------------------------------
 
 NOTEBOOK_LESSON = (
-    HEADER
-    + "(top)=\n# Reading digits\n\nIt costs $5. Softmax: $p_i = \\frac{e^{z_i}}{\\sum_j e^{z_j}}$.\n\n"
+    HEADER + "(top)=\n# Reading digits\n\n"
+    "It costs $5. Softmax: $p_i = \\frac{e^{z_i}}{\\sum_j e^{z_j}}$.\n\n"
     "$$\n{{ metrics.test.weights }} = 784 \\times 128 + 128\n$$ (count)\n\n"
     ":::{tip} Scale first\nDivide by 255; see {ref}`top` and {eq}`count`.\n:::\n\n"
     "```{warning}\nMind ![the diagram](diagram.png).\n```\n\n"
@@ -302,7 +316,8 @@ PAGE_LESSON = (
     "weights, {eq}`weights`. A long one scrolls in its box:\n\n"
     "$$\n" + " + ".join(f"w_{{{n}}} x_{{{n}}}" for n in range(40)) + "\n$$\n\n"
     ":::{tip}\nIt costs $5, no formula.\n:::\n\n"
-    "```{figure} diagram.png\n:alt: A red rectangle the author drew\nThe author's own.\n```\n"
+    "```{figure} diagram.png\n:alt: A red rectangle the author drew\nThe author's own.\n```\n\n"
+    "```{figure} prediction_grid\n:alt: The build's grid of test digits\nThe build's own.\n```\n"
 )
 
 
@@ -315,6 +330,8 @@ def test_the_page_shows_formulas_boxes_and_the_authors_images(built_reports, fol
     data = base64.b64encode((folder / "diagram.png").read_bytes()).decode()
     assert f'<img src="data:image/png;base64,{data}" width="40" height="20" alt="A red' in text
     assert '<mn>7</mn></mrow></math><span class="equation-number">(1)</span>' in text
+    grid = base64.b64encode((built_reports / "reports/figures/prediction_grid.png").read_bytes())
+    assert f'<img src="data:image/png;base64,{grid.decode()}" width=' in text
 
 
 @pytest.mark.slow
@@ -346,9 +363,9 @@ def test_formulas_stay_within_a_phones_width_in_chromium(built_reports, folder, 
         assert len(boxes) == 5
         for box in boxes:
             assert box["width"] > 0 and box["height"] > 0, box
-            assert 0 <= box["clipLeft"] and box["clipRight"] <= 375, box
+            assert box["clipLeft"] >= 0 and box["clipRight"] <= 375, box
         assert [box["scrolls"] for box in boxes] == [False, False, False, False, True]
-        short = [box for box in boxes[:4]]
+        short = boxes[:4]
         assert all(box["left"] + box["width"] <= 375 for box in short), short
         # A fraction is drawn as one: taller than a line of text.
         line = view.evaluate("parseFloat(getComputedStyle(document.body).lineHeight)")
