@@ -704,6 +704,9 @@ def math_html(latex: str, display: bool) -> str:
             raise Mistake(
                 0, f"the formula ${_clipped(latex.strip())}$ misses an argument ({node.tag})"
             )
+    # HTML puts <math> in MathML's namespace itself; the attribute would be a URL on a page
+    # that names none.
+    element.attrib.pop("xmlns", None)
     # latex2mathml keeps each symbol as a character reference in the text: written out
     # escaped, with those references put back.
     markup = tostring(element, encoding="unicode")

@@ -69,7 +69,7 @@ def html(body: str, path: Path | str = "course/lesson.md", **lessons) -> str:
 
 
 def maths(text: str) -> list[str]:
-    return re.findall(r'<math xmlns="http://www.w3.org/1998/Math/MathML" display="(\w+)">', text)
+    return re.findall(r'<math display="(\w+)">', text)
 
 
 # Math ------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_admonitions_in_backtick_and_colon_fences_are_boxes(name, fence):
         f'<aside class="admonition {name}" aria-label="{title}">\n'
         f'<p class="admonition-title">{title}</p>\n'
         "<p>Divide by <strong>255</strong>, so "
-        '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline"><mrow><mi>x</mi>'
+        '<math display="inline"><mrow><mi>x</mi>'
         "<mo>&#x02264;</mo><mn>1</mn></mrow></math>.</p>\n</aside>\n"
     )
 
