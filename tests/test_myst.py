@@ -22,7 +22,7 @@ from stages import notebooks
 from tests.helpers import BROWSER_ARGS, ROOT, chromium
 from tests.test_page import built_reports, make_page  # noqa: F401 (a fixture)
 
-HEADER = "---\njupytext:\n  text_representation:\n    format_name: myst\n---\n"
+HEADER = "---\njupytext:\n  text_representation: {format_name: myst}\nmodel: none\n---\n"
 VALUES = {
     "metrics": {"test": {"accuracy": 0.97612, "weights": 101770}},
     "settings": {"model": {"hidden_units": [128]}, "train": {}},
