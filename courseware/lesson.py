@@ -709,8 +709,15 @@ def math_html(latex: str, display: bool) -> str:
     element.attrib.pop("xmlns", None)
     # latex2mathml keeps each symbol as a character reference in the text: written out
     # escaped, with those references put back.
-    markup = tostring(element, encoding="unicode")
-    return re.sub(r"&amp;(#x[0-9A-Fa-f]+;)", r"&\1", markup)
+    markup = re.sub(r"&amp;(#x[0-9A-Fa-f]+;)", r"&\1", tostring(element, encoding="unicode"))
+    # LaTeX's `101{,}770` is one number with a thousands comma: drawn as one, without the
+    # space a comma between two numbers gets.
+    while _THOUSANDS.search(markup):
+        markup = _THOUSANDS.sub(r"<mn>\1,\2</mn>", markup)
+    return markup
+
+
+_THOUSANDS = re.compile(r"<mn>([\d,.]+)</mn><mrow><mo>&#x0002C;</mo></mrow><mn>([\d.]+)</mn>")
 
 
 # How many children a MathML element of a formula must have: \frac{a} gives one.

@@ -101,6 +101,11 @@ def test_a_dollar_in_prose_stays_text(prose):
     assert "<p>It costs $5. The softmax of MATH is here.</p>" in shown or "$z$" not in prose
 
 
+def test_a_number_with_thousands_commas_is_one_number_in_a_formula():
+    text = html("$$\nw = {{ metrics.test.weights | thousands | replace(',', '{,}') }}\n$$\n")
+    assert "<mi>w</mi><mo>&#x0003D;</mo><mn>101,770</mn></mrow></math>" in text
+
+
 def test_math_text_is_escaped_in_the_page():
     text = html("$\\text{a<b}$")
     assert "<mtext>a&lt;b</mtext>" in text and "<b" not in text.replace("<b>", "")
