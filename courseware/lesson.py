@@ -17,20 +17,33 @@ The lesson's syntax, for authors, is in docs/lesson.md.
 from __future__ import annotations
 
 import ast
+import base64
 import difflib
 import math
 import re
+import struct
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import tostring
 
 import jinja2
 import yaml
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from latex2mathml.converter import convert_to_element
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
+from markupsafe import Markup
+from mdit_py_plugins.colon_fence import colon_fence_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.dollarmath.index import math_inline_dollar
 from mdit_py_plugins.front_matter import front_matter_plugin
+from mdit_py_plugins.myst_blocks import myst_block_plugin
+from mdit_py_plugins.myst_role import myst_role_plugin
 
 from pipeline.cli import StageError
 
@@ -385,21 +398,91 @@ BUILT_IN = (
 )
 
 
+# MyST's admonitions, which the page draws as boxes and the notebooks as quotes; each is
+# titled with its name unless the author gives a title after it (```{tip} A shortcut).
+ADMONITIONS = {
+    "note": "Note",
+    "tip": "Tip",
+    "warning": "Warning",
+    "important": "Important",
+    "seealso": "See also",
+}
+DIRECTIVES = ("code-cell", "figure", "build", *ADMONITIONS)
+ROLES = ("ref", "eq", "math")
+
+# The images an author may place, by their file's ending, and how each file's data starts.
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
+_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
 @dataclass
 class Part:
     """One piece of the lesson, in order: `html` (rendered Markdown), `code` (a code cell),
-    `figure` (a figure by name) or `build` (a built-in section)."""
+    `figure` (a figure: a build's by name, or the author's own `image`) or `build` (a
+    built-in section)."""
 
     kind: str
     text: str = ""
     name: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    image: dict[str, Any] | None = None
 
 
 def markdown() -> MarkdownIt:
     """CommonMark with tables and a YAML front matter (jupytext's header), which is skipped."""
     return MarkdownIt("commonmark", {"html": False}).enable("table").use(front_matter_plugin)
+
+
+def myst() -> MarkdownIt:
+    r"""The lesson's Markdown: CommonMark as `markdown()`, with MyST's additions as
+    myst-parser reads them: `$...$` and `$$...$$` math, `:::` colon fences, `{role}` roles,
+    `(label)=` targets and `%` comments.
+
+    Inline math follows myst-parser's stricter rules (its `dmath_allow_space` and
+    `dmath_allow_digits` off, as pandoc's): the opening `$` is not followed by a blank, the
+    closing one neither follows a blank nor comes before a digit. So prose keeps its dollars
+    ("from $5 to $10", "$5. Then $x$"), and `\$` writes one where it would not.
+    """
+    parser = (
+        markdown()
+        .use(colon_fence_plugin)
+        .use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_blank_lines=False)
+        .use(myst_block_plugin)
+        .use(myst_role_plugin)
+    )
+    parser.inline.ruler.at("math_inline", _inline_math)
+    return parser
+
+
+_STRICT = math_inline_dollar(allow_space=False, allow_digits=False)
+_AT_START = math_inline_dollar(allow_space=False, allow_digits=True)
+
+
+def _inline_math(state: Any, silent: bool) -> bool:
+    """The plugin's inline math rule, mended at a text's first character: there it takes
+    the text's last character for the one before the `$` (so `$x$ is 2` was not math)."""
+    if state.pos != 0:
+        return _STRICT(state, silent)
+    start = state.pos
+    found = _AT_START(state, True)
+    followed_by_digit = state.src[state.pos : state.pos + 1].isdigit()
+    state.pos = start
+    if not found or followed_by_digit:
+        return False
+    return _AT_START(state, silent)
 
 
 class Mistake(Exception):
@@ -416,9 +499,9 @@ def _located(text: str, path: Path | str, mistake: Mistake) -> LessonError:
 
 
 def check_fences(text: str, path: Path | str) -> list[Any]:
-    """The text's Markdown tokens, once every fence in it (and its front matter) is closed;
-    a fence left open is named at the line where it opened."""
-    tokens = markdown().parse(text)
+    """The text's Markdown tokens (MyST's), once every fence in it (and its front matter) is
+    closed; a fence left open is named at the line where it opened."""
+    tokens = myst().parse(text)
     lines = text.splitlines()
     try:
         if (
@@ -428,15 +511,17 @@ def check_fences(text: str, path: Path | str) -> list[Any]:
         ):
             raise Mistake(1, "the front matter opened here is never closed: end it with ---")
         for token in tokens:
-            if token.type == "fence":
+            if token.type in ("fence", "colon_fence"):
                 _check_closed(token, lines)
+            elif token.type in ("math_block", "math_block_label"):
+                _check_formula(token)
     except Mistake as mistake:
         raise _located(text, path, mistake) from None
     return tokens
 
 
 # A line that opens a directive's fence, and a Markdown heading (ATX, `# Title`).
-_OPENER = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*\{")
+_OPENER = re.compile(r" {0,3}(`{3,}|~{3,}|:{3,})[ \t]*\{")
 _HEADING = re.compile(r" {0,3}#{1,6}([ \t]|$)")
 
 
@@ -453,13 +538,14 @@ def _check_closed(token: Any, lines: list[str]) -> None:
         else f"{token.markup}{info.split()[0] if info else ''}"
     )
     closing = lines[token.map[1] - 1].strip() if token.map[1] - 1 > token.map[0] else ""
-    if not (closing.startswith(token.markup[0] * len(token.markup)) and set(closing) <= set("`~")):
+    if not (closing.startswith(token.markup[0] * len(token.markup)) and set(closing) <= set("`~:")):
         raise Mistake(line, f"the {kind} fence opened here is never closed")
     is_code = not info.startswith("{") or info.startswith("{code-cell}")
     for inside in lines[token.map[0] + 1 : token.map[1] - 1]:
         opener = _OPENER.match(inside)
-        # A longer fence (````) may show a directive as an example: that is nesting, on
-        # purpose, since the shorter fence inside cannot close it.
+        # A longer fence (````) may show a directive as an example, and a fence of another
+        # kind may hold one (a note's colon fence, a figure): that is nesting, on purpose,
+        # since the shorter fence inside cannot close it.
         nested = opener and (
             opener.group(1)[0] != token.markup[0] or len(opener.group(1)) < len(token.markup)
         )
@@ -471,66 +557,498 @@ def _check_closed(token: Any, lines: list[str]) -> None:
             )
 
 
+def _check_formula(token: Any) -> None:
+    """A `$$` left open runs on to the next formula's `$$`: what lies between, a cell
+    included, would become one formula (and a cell's code reach the page as math), so a
+    formula holding a fence's line is refused where it opened."""
+    for inside in token.content.splitlines():
+        if _FENCE_LINE.match(inside):
+            raise Mistake(
+                token.map[0] + 1,
+                f"the $$ formula opened here is never closed: it runs on into "
+                f"{_clipped(inside.strip())!r}; close it with $$",
+            )
+
+
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,}|:{3,})")
+
+
 def _clipped(text: str, most: int = 60) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
 
-def parse(text: str, path: Path | str, figures: Mapping[str, Any] = ()) -> list[Part]:
-    """The filled lesson as parts; `figures` are the names a figure may have. A mistake is
-    named with the line of the author's file it is on."""
-    parser = markdown()
+def parse(
+    text: str,
+    path: Path | str,
+    figures: Mapping[str, Any] = (),
+    lessons: Mapping[str, tuple[str, str]] | None = None,
+) -> list[Part]:
+    """The filled lesson as parts; `figures` are the names a build's figure may have, and
+    `lessons` the course's other lessons a `{ref}` may link (name -> (title, href)). Math
+    becomes MathML, admonitions boxes, references links and the author's images (from the
+    lesson's own folder) data. A mistake is named with the line of the author's file it is
+    on."""
     tokens = check_fences(text, path)
-    lines = text.splitlines()
-    parts: list[Part] = []
-    pending: list[Any] = []
+    try:
+        return _Lesson(text, path, figures, lessons).parts(tokens)
+    except Mistake as mistake:
+        raise _located(text, path, mistake) from None
 
-    def flush() -> None:
-        if pending:
-            parts.append(Part("html", parser.renderer.render(pending, parser.options, {})))
-            pending.clear()
 
-    for token in tokens:
-        if token.type == "front_matter":
-            continue
-        if token.type != "fence" or not token.info.startswith("{"):
-            pending.append(token)
-            continue
+def targets(
+    text: str, path: Path | str, lessons: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, tuple[str, str]]:
+    """Every label a `{ref}` of the lesson may name -> (its title, its link): the lesson's
+    `(label)=` targets and `:name:` options, then the course's other lessons."""
+    tokens = check_fences(text, path)
+    try:
+        found = _Lesson(text, path, (), lessons)
+        found.collect(tokens, 0)
+    except Mistake as mistake:
+        raise _located(text, path, mistake) from None
+    return found.references()
+
+
+def course_links(contents: Mapping[str, Any], name: str) -> dict[str, tuple[str, str]]:
+    """The course's other lessons as a `{ref}` in lesson `name` links them: each lesson's
+    name -> (its title, its page relative to this lesson's, reports/lessons/<name>/)."""
+    return {
+        item["name"]: (item["title"], f"../{item['name']}/index.html")
+        for item in contents["lessons"]
+        if item["name"] != name
+    }
+
+
+def reference_text(content: str, references: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
+    """A `{ref}` role's text and link: `{ref}`label`` takes its target's title, and
+    `{ref}`words <label>`` the words. The label must be one of `references` (see `targets`)."""
+    explicit = _EXPLICIT.fullmatch(content.strip())
+    words, label = explicit.groups() if explicit else ("", content.strip())
+    title, href = references.get(label_id(label)) or references[label.strip()]
+    return (words.strip() or title), href
+
+
+def author_image(source: str, lesson_path: Path | str) -> dict[str, Any]:
+    """An image of the author's, `source` as written in the lesson: its type, its data
+    (base64) and, for a PNG, its size. It must be a file in the lesson's folder (or below);
+    anything else is a Mistake, at line 0 (the caller knows the line)."""
+    folder = Path(lesson_path).parent
+    written = urllib.parse.unquote(source)
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", written) or written.startswith(("/", "\\")):
+        raise Mistake(
+            0,
+            f"image {source!r} is not a file in the lesson's folder; the page is one file that "
+            "opens offline, so save the image beside the lesson and name it so",
+        )
+    file = folder / written
+    try:
+        file.resolve().relative_to(folder.resolve())
+    except ValueError:
+        raise Mistake(
+            0, f"image {source!r} is outside the lesson's folder ({folder}); copy it there"
+        ) from None
+    mime = IMAGE_TYPES.get(file.suffix.lower())
+    if mime is None:
+        raise Mistake(
+            0, f"image {source!r} is not one of the types a page shows: {', '.join(IMAGE_TYPES)}"
+        )
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise Mistake(0, f"image {source!r} not found in the lesson's folder ({folder})") from None
+    except OSError as error:
+        raise Mistake(0, f"image {source!r} cannot be read ({error.strerror})") from None
+    looks = (
+        b"<svg" in data[:4096]
+        if mime == "image/svg+xml"
+        else data.startswith(_SIGNATURES[mime]) and (mime != "image/webp" or data[8:12] == b"WEBP")
+    )
+    if not looks:
+        raise Mistake(0, f"image {source!r} is not a {file.suffix.lower()[1:]} file")
+    image = {"mime": mime, "data": base64.b64encode(data).decode(), "width": 0, "height": 0}
+    if mime == "image/png" and len(data) >= 24:
+        image["width"], image["height"] = struct.unpack(">II", data[16:24])
+    return image
+
+
+# `{ref}`words <label>``: the words shown, and the label they link to.
+_EXPLICIT = re.compile(r"(.*?)\s*<([^<>]+)>", re.DOTALL)
+
+
+def label_id(label: str) -> str:
+    """A label as MyST (Sphinx) compares them: without case, blanks as dashes."""
+    return re.sub(r"\s+", "-", label.strip()).lower()
+
+
+# Ids the page's own sections use, which a label may not take.
+_PAGE_IDS = {*BUILT_IN, "networks", "quiz-salt"}
+
+
+def math_html(latex: str, display: bool) -> str:
+    """LaTeX as MathML, which browsers draw without a script; a Mistake (at line 0) for
+    LaTeX the converter cannot read, rather than a formula drawn wrong."""
+    depth = 0
+    for character in re.sub(r"\\.", "", latex):
+        depth += {"{": 1, "}": -1}.get(character, 0)
+        if depth < 0:
+            raise Mistake(0, f"the formula ${_clipped(latex.strip())}$ closes a }} it never opened")
+    if depth:
+        raise Mistake(0, f"the formula ${_clipped(latex.strip())}$ leaves a {{ unclosed")
+    try:
+        element = convert_to_element(latex, display="block" if display else "inline")
+    except Exception as error:  # latex2mathml's errors share no base class but Exception.
+        why = re.sub(r"(?<!^)(?=[A-Z])", " ", type(error).__name__.removesuffix("Error")).lower()
+        raise Mistake(
+            0, f"the formula ${_clipped(latex.strip())}$ is not LaTeX the page can draw ({why})"
+        ) from None
+    for node in element.iter():
+        unknown = re.search(r"\\[A-Za-z]+", node.text or "")
+        if unknown:
+            raise Mistake(
+                0,
+                f"the formula ${_clipped(latex.strip())}$ uses {unknown.group()}, which the "
+                "page cannot draw (latex2mathml knows LaTeX's math commands, not macros)",
+            )
+        arguments = _ARGUMENTS.get(node.tag)
+        if arguments and len(node) != arguments:
+            raise Mistake(
+                0, f"the formula ${_clipped(latex.strip())}$ misses an argument ({node.tag})"
+            )
+    # HTML puts <math> in MathML's namespace itself; the attribute would be a URL on a page
+    # that names none.
+    element.attrib.pop("xmlns", None)
+    # latex2mathml keeps each symbol as a character reference in the text: written out
+    # escaped, with those references put back.
+    markup = re.sub(r"&amp;(#x[0-9A-Fa-f]+;)", r"&\1", tostring(element, encoding="unicode"))
+    # LaTeX's `101{,}770` is one number with a thousands comma: drawn as one, without the
+    # space a comma between two numbers gets.
+    while _THOUSANDS.search(markup):
+        markup = _THOUSANDS.sub(r"<mn>\1,\2</mn>", markup)
+    return markup
+
+
+_THOUSANDS = re.compile(r"<mn>([\d,.]+)</mn><mrow><mo>&#x0002C;</mo></mrow><mn>([\d.]+)</mn>")
+
+
+# How many children a MathML element of a formula must have: \frac{a} gives one.
+_ARGUMENTS = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "mroot": 2, "munder": 2,
+              "mover": 2, "munderover": 3}  # fmt: skip
+
+
+class _Lesson:
+    """One lesson's text turned into parts: its labels are collected first, as a reference
+    may name a label further down."""
+
+    def __init__(
+        self,
+        text: str,
+        path: Path | str,
+        figures: Any,
+        lessons: Mapping[str, tuple[str, str]] | None,
+    ):
+        self.text, self.path, self.figures = text, path, figures
+        self.lessons = dict(lessons or {})
+        # label -> (title or "", href, line)
+        self.labels: dict[str, tuple[str, str, int]] = {}
+        self.equations = 0  # Labelled display formulas are numbered, as MyST numbers them.
+
+    # Labels ---------------------------------------------------------------------------
+
+    def label(self, label: str, title: str, line: int) -> str:
+        key = label_id(label)
+        if not re.fullmatch(r"[a-z0-9][\w.:-]*", key):
+            raise Mistake(line, f"label {label!r} is not a name of letters, digits, - and _")
+        if key in _PAGE_IDS:
+            raise Mistake(line, f"label {label!r} is the page's own section's; choose another")
+        if key in self.labels:
+            raise Mistake(
+                line, f"label {label!r} is defined twice (first on line {self.labels[key][2]})"
+            )
+        self.labels[key] = (title, f"#{key}", line)
+        return key
+
+    def collect(self, tokens: list[Any], offset: int) -> None:
+        """Registers the labels of `tokens` (a text whose first line is `offset` + 1): each
+        target names the heading, figure or box after it; a figure or box may name itself
+        with `:name:`."""
+        for index, token in enumerate(tokens):
+            line = offset + (token.map[0] + 1 if token.map else 0)
+            if token.type in ("fence", "colon_fence") and token.info.startswith("{"):
+                name, argument, options, body, body_line = self.directive_of(token, offset)
+                if name in ADMONITIONS:
+                    if options.get("name"):
+                        token.meta["id"] = self.label(
+                            options["name"], _plain(argument or ADMONITIONS[name]), line
+                        )
+                    token.meta["tokens"] = myst().parse(body)
+                    self.collect(token.meta["tokens"], body_line - 1)
+                elif name == "figure" and options.get("name"):
+                    token.meta["id"] = self.label(options["name"], _plain(body), line)
+            if token.type == "math_block_label":
+                self.equations += 1
+                token.meta["id"] = self.label(token.info, f"({self.equations})", line)
+            if token.type != "myst_target":
+                continue
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            title = ""
+            if following is not None and following.type == "heading_open":
+                title = _plain(tokens[index + 2].content)
+            elif following is not None and following.type in ("fence", "colon_fence"):
+                name, argument, options, body, _ = self.directive_of(following, offset)
+                if name == "figure":
+                    title = _plain(body)
+                elif name in ADMONITIONS:
+                    title = _plain(argument or ADMONITIONS[name])
+            key = self.label(token.content, title, line)
+            if following is not None and following.nesting == 1:
+                following.attrSet("id", key)
+            elif following is not None and following.type in ("fence", "colon_fence"):
+                following.meta["id"] = key
+            else:
+                token.meta["anchor"] = key
+
+    def references(self) -> dict[str, tuple[str, str]]:
+        found = {name: (title, href) for name, (title, href) in self.lessons.items()}
+        found.update((key, (title, href)) for key, (title, href, _) in self.labels.items())
+        return found
+
+    def reference(self, content: str, line: int) -> str:
+        explicit = _EXPLICIT.fullmatch(content.strip())
+        words, label = explicit.groups() if explicit else ("", content.strip())
+        key = label_id(label)
+        if key in self.labels:
+            title, href, _ = self.labels[key]
+        elif label.strip() in self.lessons:
+            title, href = self.lessons[label.strip()]
+        else:
+            known = sorted(self.labels) + sorted(self.lessons)
+            near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+            hint = (
+                f"; did you mean {', '.join(near)}?"
+                if near
+                else f"; known: {', '.join(known)}"
+                if known
+                else "; the lesson has no (label)= targets"
+            )
+            raise Mistake(line, f"unknown reference {label.strip()!r} in {{ref}}{hint}")
+        if not (words.strip() or title):
+            raise Mistake(
+                line,
+                f"{{ref}}`{label.strip()}` needs its words, {{ref}}`words <{label.strip()}>`: "
+                "its target is not before a heading, figure or box",
+            )
+        return f'<a href="{escapeHtml(href)}">{escapeHtml(words.strip() or title)}</a>'
+
+    # Parts ----------------------------------------------------------------------------
+
+    def parts(self, tokens: list[Any]) -> list[Part]:
+        self.collect(tokens, 0)
+        parser = myst()
+        found: list[Part] = []
+        pending: list[Any] = []
+
+        def flush() -> None:
+            if pending:
+                html = parser.renderer.render(self.prepared(pending, 0), parser.options, {})
+                if html.strip():
+                    found.append(Part("html", html))
+                pending.clear()
+
+        for token in tokens:
+            if token.type == "front_matter":
+                continue
+            directive = token.type in ("fence", "colon_fence") and token.info.startswith("{")
+            if directive and directive_name(token) in ADMONITIONS:
+                pending.append(self.box(token, 0))
+                continue
+            if not directive:
+                pending.append(token)
+                continue
+            flush()
+            found.append(self.directive(token))
         flush()
-        try:
-            parts.append(_directive(token, lines, figures))
-        except Mistake as mistake:
-            raise _located(text, path, mistake) from None
-    flush()
-    return parts
+        return found
 
+    def directive_of(self, token: Any, offset: int) -> tuple[str, str, dict, str, int]:
+        line = offset + token.map[0] + 1
+        info = token.info.strip()
+        if "}" not in info:
+            raise Mistake(line, f"malformed directive {info!r}: expected {{name}} argument")
+        name, argument = info[1 : info.index("}")], info[info.index("}") + 1 :].strip()
+        options, body, body_line = options_of(token.content, line)
+        if name not in DIRECTIVES:
+            known = ", ".join(f"{{{known}}}" for known in DIRECTIVES)
+            raise Mistake(line, f"unknown directive {{{name}}}; known: {known}")
+        return name, argument, options, body, body_line
 
-def _directive(token: Any, lines: list[str], figures: Any) -> Part:
-    line = token.map[0] + 1
-    info = token.info.strip()
-    if "}" not in info:
-        raise Mistake(line, f"malformed directive {info!r}: expected {{name}} argument")
-    name, argument = info[1 : info.index("}")], info[info.index("}") + 1 :].strip()
-    options, body, body_line = options_of(token.content, line)
-    if name == "code-cell":
-        _check_python(body, body_line)
-        return Part("code", body, options=options, line=line)
-    if name == "figure":
-        if argument not in figures:
-            known = ", ".join(sorted(figures))
-            raise Mistake(line, f"unknown figure {argument!r}; known: {known}")
-        if not options.get("alt"):
-            raise Mistake(line, f"figure {argument} needs an :alt: text for screen readers")
-        caption = markdown().renderInline(body.strip())
-        return Part("figure", caption, name=argument, options=options, line=line)
-    if name == "build":
+    def directive(self, token: Any) -> Part:
+        name, argument, options, body, body_line = self.directive_of(token, 0)
+        line = token.map[0] + 1
+        if name == "code-cell":
+            if token.type == "colon_fence":
+                raise Mistake(
+                    line, "a {code-cell} is written in a ``` fence, as jupytext reads cells"
+                )
+            _check_python(body, body_line)
+            return Part("code", body, options=options, line=line)
+        if name == "figure":
+            return self.figure(argument, options, body, (line, body_line), token.meta.get("id"))
         if argument not in BUILT_IN:
             raise Mistake(line, f"unknown section {argument!r}; known: {', '.join(BUILT_IN)}")
         if body.strip():
             raise Mistake(line, f"the {{build}} {argument} fence holds text; it takes none")
         return Part("build", name=argument, line=line)
-    raise Mistake(
-        line, f"unknown directive {{{name}}}; known: {{code-cell}}, {{figure}}, {{build}}"
+
+    def figure(
+        self, argument: str, options: dict, body: str, lines: tuple[int, int], key: Any
+    ) -> Part:
+        (line, body_line), image = lines, None
+        if Path(argument).suffix:
+            try:
+                image = author_image(argument, self.path)
+            except Mistake as mistake:
+                raise Mistake(line, str(mistake)) from None
+        elif argument not in self.figures:
+            known = ", ".join(sorted(self.figures))
+            raise Mistake(line, f"unknown figure {argument!r}; known: {known}")
+        if not options.get("alt"):
+            raise Mistake(line, f"figure {argument} needs an :alt: text for screen readers")
+        if key:
+            options = {**options, "id": key}
+        tokens = myst().parseInline(body.strip())
+        parser = myst()
+        caption = parser.renderer.render(self.prepared(tokens, body_line - 1), parser.options, {})
+        return Part("figure", caption, name=argument, options=options, line=line, image=image)
+
+    def box(self, token: Any, offset: int) -> Any:
+        """An admonition as one HTML block: its title, then its text rendered as the lesson's."""
+        name, argument, options, _, body_line = self.directive_of(token, offset)
+        line = offset + token.map[0] + 1
+        unknown = sorted(set(options) - {"class", "name", "tags"})
+        if unknown:
+            raise Mistake(line, f"the {{{name}}} takes the options :class: and :name:, not "
+                          f":{unknown[0]}:")  # fmt: skip
+        inner: list[Any] = []
+        for inside in token.meta["tokens"]:
+            directive = inside.type in ("fence", "colon_fence") and inside.info.startswith("{")
+            if directive and directive_name(inside) in ADMONITIONS:
+                inner.append(self.box(inside, body_line - 1))
+            elif directive:
+                where = body_line + inside.map[0]
+                raise Mistake(
+                    where, f"a {{{directive_name(inside)}}} inside a {{{name}}} is not "
+                    "supported; place it outside the box",
+                )  # fmt: skip
+            else:
+                inner.append(inside)
+        parser = myst()
+        title = argument or ADMONITIONS[name]
+        title_html = parser.renderer.render(
+            self.prepared(parser.parseInline(title), line - 1), parser.options, {}
+        )
+        body = parser.renderer.render(self.prepared(inner, body_line - 1), parser.options, {})
+        classes = " ".join(["admonition", name, *options.get("class", "").split()])
+        key = token.meta.get("id")
+        attributes = f' id="{escapeHtml(key)}"' if key else ""
+        attributes += f' aria-label="{escapeHtml(_plain(title))}"'
+        html = (
+            f'<aside class="{escapeHtml(classes)}"{attributes}>\n'
+            f'<p class="admonition-title">{title_html}</p>\n{body}</aside>\n'
+        )
+        made = Token("html_block", "", 0)
+        made.content = html
+        return made
+
+    def prepared(self, tokens: list[Any], offset: int) -> list[Any]:
+        """`tokens` with MyST's parts made HTML: math as MathML, targets as anchors, roles as
+        links or math, the author's images as data; comments left out."""
+        for token in tokens:
+            line = offset + (token.map[0] + 1 if token.map else 1)
+            if token.type in ("math_block", "math_block_label"):
+                token.type = "html_block"
+                token.content = self.display_math(token.content, line, token.meta.get("id"))
+            elif token.type == "myst_target":
+                key = token.meta.get("anchor")
+                token.type = "html_block"
+                token.content = f'<span id="{escapeHtml(key)}"></span>\n' if key else ""
+            elif token.type == "myst_line_comment":
+                token.type, token.content = "html_block", ""
+            elif token.type == "inline" and token.children:
+                self.prepared_inline(token.children, line)
+        return tokens
+
+    def prepared_inline(self, children: list[Any], line: int) -> None:
+        for child in children:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "math_inline":
+                child.type = "html_inline"
+                child.content = self.inline_math(child.content, line)
+            elif child.type == "myst_role":
+                name = child.meta.get("name", "")
+                if name == "math":
+                    child.content = self.inline_math(child.content, line)
+                elif name in ("ref", "eq"):
+                    child.content = self.reference(child.content, line)
+                else:
+                    known = ", ".join(f"{{{role}}}" for role in ROLES)
+                    raise Mistake(line, f"unknown role {{{name}}}; known: {known}")
+                child.type = "html_inline"
+            elif child.type == "image":
+                if not child.content.strip():
+                    source = child.attrGet("src")
+                    raise Mistake(
+                        line, f"image {source!r} needs a text for screen readers: ![what it "
+                        f"shows]({source})",
+                    )  # fmt: skip
+                try:
+                    image = author_image(str(child.attrGet("src")), self.path)
+                except Mistake as mistake:
+                    raise Mistake(line, str(mistake)) from None
+                child.attrSet("src", f"data:{image['mime']};base64,{image['data']}")
+            if child.children:
+                self.prepared_inline(child.children, line)
+
+    def inline_math(self, latex: str, line: int) -> str:
+        try:
+            return math_html(latex, display=False)
+        except Mistake as mistake:
+            raise Mistake(line, str(mistake)) from None
+
+    def display_math(self, latex: str, line: int, key: str | None = None) -> str:
+        try:
+            mathml = math_html(latex, display=True)
+        except Mistake as mistake:
+            raise Mistake(line, str(mistake)) from None
+        # A formula wider than a phone scrolls inside its own box, as a wide table does; a
+        # labelled one shows its number, which {ref} links to.
+        number, attributes = "", ""
+        if key:
+            title = self.labels[key][0]
+            number = f'<span class="equation-number">{escapeHtml(title)}</span>'
+            attributes = f' id="{escapeHtml(key)}"'
+        return (
+            f'<div class="math-display"{attributes} tabindex="0" role="region" aria-label='
+            f'"Formula{" " + title if key else ""} (scrolls sideways on a narrow screen)">'
+            f"{mathml}{number}</div>\n"
+        )
+
+
+def directive_name(token: Any) -> str:
+    info = token.info.strip()
+    return info[1 : info.index("}")] if "}" in info else ""
+
+
+def _plain(markdown_text: str) -> str:
+    """A piece of Markdown as plain text (a heading's or a caption's, for a reference)."""
+    first = markdown_text.strip().split("\n\n", 1)[0]
+    # A role shows its words (or its label), math its LaTeX.
+    first = re.sub(
+        r"\{(\w+)\}(`+)(.+?)\2",
+        lambda role: _EXPLICIT.sub(r"\1", role.group(3)).strip(),
+        first,
     )
+    return " ".join(Markup(myst().renderInline(first)).striptags().split())
 
 
 def options_of(content: str, line: int = 0) -> tuple[dict[str, Any], str, int]:

@@ -25,6 +25,9 @@ import argparse
 import ast
 import base64
 import json
+import re
+import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,26 +95,146 @@ def sections(template: str, values: dict, questions: list, instructor: bool) -> 
     )
 
 
-def markdown_cell(source: str, images: dict[str, str], built_in: Any) -> Any:
-    """A Markdown cell with its `{figure}` directives as attached images and its `{build}`
-    directives as the page's sections in Markdown."""
-    lines = source.splitlines(keepends=True)
-    attachments = {}
-    for token in reversed(lesson.markdown().parse(source)):
-        if token.type != "fence" or not token.info.startswith(("{figure}", "{build}")):
-            continue
-        name = token.info.split("}", 1)[1].strip()
-        if token.info.startswith("{figure}"):
-            options, caption, _ = lesson.options_of(token.content)
-            attachments[f"{name}.png"] = {"image/png": images[name]}
-            text = f"![{options['alt']}](attachment:{name}.png)\n\n*{caption.strip()}*\n"
-        else:
-            text = str(getattr(built_in, name.replace("-", "_"))()).strip() + "\n"
-        lines[token.map[0] : token.map[1]] = [text]
-    cell = nbformat.v4.new_markdown_cell("".join(lines).strip())
+def markdown_cell(
+    source: str,
+    images: dict[str, str],
+    built_in: Any,
+    lesson_path: Path | str = "lesson.md",
+    references: Mapping[str, tuple[str, str]] | None = None,
+) -> Any:
+    """A Markdown cell of the lesson as Jupyter shows it: its `{figure}` directives and the
+    author's images as attached images, its `{build}` directives as the page's sections in
+    Markdown, its boxes (admonitions) as quotes, its `{ref}` roles as links to `(label)=`
+    targets made anchors; its math stays LaTeX, which Jupyter draws."""
+    attachments: dict[str, dict[str, str]] = {}
+    text = jupyter_markdown(source, images, built_in, lesson_path, references or {}, attachments)
+    cell = nbformat.v4.new_markdown_cell(text.strip())
     if attachments:
         cell.attachments = dict(sorted(attachments.items()))
     return cell
+
+
+def jupyter_markdown(
+    source: str,
+    images: dict[str, str],
+    built_in: Any,
+    lesson_path: Path | str,
+    references: Mapping[str, tuple[str, str]],
+    attachments: dict[str, dict[str, str]],
+) -> str:
+    """`source` (the lesson's MyST) as the Markdown Jupyter reads, adding the images it shows
+    to `attachments`. The lesson was checked by lesson.parse before: nothing here fails."""
+    lines = source.splitlines(keepends=True)
+    tokens = lesson.myst().parse(source)
+
+    def attach(written: str) -> str:
+        image = lesson.author_image(written, lesson_path)
+        name = urllib.parse.unquote(written)
+        attachments[name] = {image["mime"]: image["data"]}
+        return f"attachment:{name}"
+
+    # Roles, images and dollars first: they change lines, never their number.
+    for token in tokens:
+        if token.type == "inline" and token.map and token.children:
+            lines[token.map[0] : token.map[1]] = _dollars(lines[token.map[0] : token.map[1]], token)
+            sources = {child.attrGet("src") for child in _inline(token.children)
+                       if child.type == "image"}  # fmt: skip
+            for number in range(*token.map):
+                lines[number] = _roles(lines[number], references)
+                for written in sources:
+                    lines[number] = lines[number].replace(f"]({written}", f"]({attach(written)}")
+    for token in reversed(tokens):
+        if not token.map:
+            continue
+        text = None
+        directive = token.type in ("fence", "colon_fence") and token.info.startswith("{")
+        name = lesson.directive_name(token) if directive else ""
+        if name == "figure":
+            argument = token.info.split("}", 1)[1].strip()
+            options, caption, _ = lesson.options_of(token.content)
+            if Path(argument).suffix:
+                target = attach(argument)
+            else:
+                attachments[f"{argument}.png"] = {"image/png": images[argument]}
+                target = f"attachment:{argument}.png"
+            anchor = f'<a id="{options["name"]}"></a>\n\n' if options.get("name") else ""
+            caption = _roles(caption.strip(), references)
+            text = f"{anchor}![{options['alt']}]({target})\n\n*{caption}*\n"
+        elif name == "build":
+            argument = token.info.split("}", 1)[1].strip()
+            text = str(getattr(built_in, argument.replace("-", "_"))()).strip() + "\n"
+        elif name in lesson.ADMONITIONS:
+            argument = token.info.split("}", 1)[1].strip()
+            options, body, _ = lesson.options_of(token.content)
+            inner = jupyter_markdown(
+                body, images, built_in, lesson_path, references, attachments
+            ).strip()
+            title = _roles(argument or lesson.ADMONITIONS[name], references)
+            anchor = f'<a id="{options["name"]}"></a>\n\n' if options.get("name") else ""
+            quoted = "".join(f"> {line}".rstrip() + "\n" for line in inner.splitlines())
+            text = f"{anchor}> **{title}**\n>\n{quoted}"
+        elif token.type == "myst_target":
+            text = f'<a id="{lesson.label_id(token.content)}"></a>\n'
+        elif token.type == "myst_line_comment":
+            text = ""
+        elif token.type == "math_block_label":
+            # Jupyter numbers no formula itself: the page's number, as a tag.
+            key = lesson.label_id(token.info)
+            number = references[key][0].strip("()")
+            formula = f"$$\n{token.content.strip()}\n\\tag{{{number}}}\n$$\n"
+            text = f'<a id="{key}"></a>\n\n{formula}'
+        if text is not None:
+            lines[token.map[0] : token.map[1]] = [text]
+    # An image named by a reference definition (`[diagram]: diagram.png`).
+    for number, line in enumerate(lines):
+        found = _DEFINITION.match(line)
+        if found and Path(found.group(2)).suffix.lower() in lesson.IMAGE_TYPES:
+            written = found.group(2)
+            if not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", written):
+                lines[number] = line.replace(written, attach(written), 1)
+    return "".join(lines)
+
+
+_DEFINITION = re.compile(r" {0,3}(\[[^\]]+\]:\s*)<?([^\s>]+)>?")
+_ROLE = re.compile(r"\{(ref|eq|math)\}(`+)(.+?)\2")
+
+
+def _roles(line: str, references: Mapping[str, tuple[str, str]]) -> str:
+    """`{ref}` and `{eq}` roles as Markdown links, `{math}` roles as `$...$`."""
+
+    def written(found: re.Match) -> str:
+        if found.group(1) == "math":
+            return f"${found.group(3).strip()}$"
+        words, href = lesson.reference_text(found.group(3), references)
+        return f"[{words}]({href})"
+
+    return _ROLE.sub(written, line)
+
+
+def _dollars(lines: list[str], token: Any) -> list[str]:
+    """The lines of one paragraph (or heading, or cell of a table) with each dollar that the
+    page shows as a dollar written `\\$`: Jupyter pairs any two dollars of a cell as math,
+    where MyST's rules keep "$5" text."""
+    block, cursor = "".join(lines), 0
+    for child in _inline(token.children):
+        if child.type != "text" or "$" not in child.content:
+            continue
+        # The text as the source writes it, a dollar perhaps already escaped.
+        written = r"\\?\$".join(re.escape(part) for part in child.content.split("$"))
+        found = re.compile(written).search(block, cursor)
+        if found is None:
+            continue  # Text the source writes otherwise (entities, line breaks): left so.
+        escaped = child.content.replace("$", "\\$")
+        block = block[: found.start()] + escaped + block[found.end() :]
+        cursor = found.start() + len(escaped)
+    return block.splitlines(keepends=True)
+
+
+def _inline(children: list[Any]) -> Any:
+    for child in children:
+        yield child
+        if child.children:
+            yield from _inline(child.children)
 
 
 def notebook(
@@ -124,6 +247,7 @@ def notebook(
     images: dict[str, str],
     template: str,
     instructor: bool,
+    lessons: Mapping[str, tuple[str, str]] | None = None,
 ) -> Any:
     """The lesson as a notebook, for the instructor or (without what they alone may see) for
     students."""
@@ -132,14 +256,16 @@ def notebook(
     else:
         source, shown = audience.for_students(source, path), audience.student_values(values)
     filled = lesson.fill(source, shown, path)
-    lesson.parse(filled, path, figures=values["figures"])  # The same checks as the page's.
+    # The same checks as the page's; then the labels a reference may name.
+    lesson.parse(filled, path, figures=values["figures"], lessons=lessons)
+    references = lesson.targets(filled, path, lessons)
     answered = quiz.answer(questions, shown, quiz_path)
     built_in = sections(template, shown, answered, instructor)
     read = jupytext.reads(filled, fmt="myst")
     cells = []
     for cell in read.cells:
         if cell.cell_type == "markdown":
-            cells.append(markdown_cell(cell.source, images, built_in))
+            cells.append(markdown_cell(cell.source, images, built_in, path, references))
         elif cell.source.strip():
             code = nbformat.v4.new_code_cell(cell.source)
             if cell.metadata.get("tags"):
@@ -191,6 +317,9 @@ def write_notebook(
     notebook_path: Path,
 ) -> None:
     instructor = audience_name == "instructor"
+    # A {ref} may link the course's other lessons, by their folder's name.
+    contents = json.loads(Path(contents_path).read_text(encoding="utf-8"))
+    lessons = lesson.course_links(contents, Path(lesson_path).parent.name)
     made = notebook(
         lesson.read_course_text(lesson_path),
         lesson_path,
@@ -203,6 +332,7 @@ def write_notebook(
         },
         template=Path(template).read_text(encoding="utf-8"),
         instructor=instructor,
+        lessons=lessons,
     )
     text = nbformat.writes(made) + "\n"
     if not instructor:

@@ -1,9 +1,10 @@
 """Page: the course page, the author's lesson with this build's numbers, figures and sections.
 
-Reads:  --lesson (the author's MyST-Markdown lesson, course/<name>/lesson.md), --quiz (its
+Reads:  --lesson (the author's MyST-Markdown lesson, course/<name>/lesson.md, and the images
+        it shows from its own folder, embedded), --quiz (its
         questions, if the lesson has a quiz), --plan (its session plan, if any, only to make
         sure none of it reaches the page), --contents (the course's lessons in order, for the
-        links home and to the lessons before and after),
+        links home, to the lessons before and after, and for a {ref} to another lesson),
         --notebook (the student's notebook, which the page offers to download),
         --values (every number they and the page's own sections quote), --template (the
         page's markup), --figures and --comparison (the PNGs, embedded), --network and each
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,9 @@ def navigation(contents: dict[str, Any], name: str, path: Path | str) -> dict[st
 def title_of(parts: list[lesson.Part]) -> str:
     """The lesson's first level-1 heading, as text."""
     for part in parts:
-        if part.kind == "html" and "<h1>" in part.text:
-            heading = part.text.split("<h1>", 1)[1].split("</h1>", 1)[0]
-            return Markup(heading).striptags()
+        heading = re.search(r"<h1[^>]*>(.*?)</h1>", part.text, re.DOTALL)
+        if part.kind == "html" and heading:
+            return Markup(heading.group(1)).striptags()
     return "Course page"
 
 
@@ -114,7 +116,10 @@ def build_page(
     values = audience.student_values(values)
     answered = quiz.answer(questions, values, quiz_path)
     filled = lesson.fill(audience.for_students(lesson_text, lesson_path), values, lesson_path)
-    parts = lesson.parse(filled, lesson_path, figures=values["figures"])
+    # A {ref} may link the course's other lessons, by their folder's name.
+    name = Path(lesson_path).parent.name
+    links = lesson.course_links(contents, name) if contents else {}
+    parts = lesson.parse(filled, lesson_path, figures=values["figures"], lessons=links)
     placed = [part.name for part in parts if part.kind == "build"]
     twice = sorted({name for name in placed if placed.count(name) > 1})
     if twice:
@@ -132,7 +137,6 @@ def build_page(
         and (name != "quiz" or questions)
         and (name not in MODEL_SECTIONS or model == course.OWN_MODEL)
     ]
-    name = Path(lesson_path).parent.name
     if contents is None:
         contents = {"title": "", "lessons": [{"name": name, "title": title_of(parts)}]}
     environment = jinja2.Environment(
@@ -146,7 +150,12 @@ def build_page(
         unplaced=unplaced,
         nav=navigation(contents, name, lesson_path),
         title=title_of(parts),
-        images={part.name: images[part.name] for part in parts if part.kind == "figure"},
+        # The build's figures the lesson shows; the author's own travel in their parts.
+        images={
+            part.name: images[part.name]
+            for part in parts
+            if part.kind == "figure" and not part.image
+        },
         # The weights travel as JSON inside the page; "</" could end the script element early.
         networks_json=json.dumps(networks, separators=(",", ":")).replace("</", "<\\/"),
         networks=networks,

@@ -98,8 +98,9 @@ def test_the_lesson_becomes_html_code_figures_and_built_in_sections_in_order():
         ("```{build} grades\n```\n",
          "course/lesson.md:6: unknown section 'grades'; known: notebook, score, try-it, "
          "variations, per-digit, quiz, settings, reproducibility"),
-        ("```{note}\nhi\n```\n",
-         "course/lesson.md:6: unknown directive {note}; known: {code-cell}, {figure}, {build}"),
+        ("```{danger}\nhi\n```\n",
+         "course/lesson.md:6: unknown directive {danger}; known: {code-cell}, {figure}, {build}, "
+         "{note}, {tip}, {warning}, {important}, {seealso}"),
     ],
 )  # fmt: skip
 def test_a_broken_cell_or_directive_is_named_with_its_line(body, message):
