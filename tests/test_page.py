@@ -142,7 +142,14 @@ def test_the_page_states_the_score_and_settings_and_needs_nothing_from_outside(b
     assert pairs == ["0 -&gt; 1", "1 -&gt; 2", "4 -&gt; 5"]
     assert values.md5(built_reports / "model.keras") in text
     inline = r"data:(?:image/png|application/x-ipynb\+json);base64,"
-    assert re.findall(rf'(?:src|href)="(?!{inline})', text) == []
+    # Besides what it carries, the page links only the course's own pages, relatively (the
+    # course's home, two folders up, and the lessons beside it) and places on itself.
+    links = re.findall(r'(?:src|href)="([^"]*)"', text)
+    assert "../../index.html" in links
+    relative = re.compile(r"(\.\./\.\./index\.html|\.\./[a-z0-9-]+/index\.html|#[\w-]+)")
+    assert [
+        link for link in links if not re.match(inline, link) and not relative.fullmatch(link)
+    ] == []
     # The scripts, all inline: the networks' weights, the quiz's salt, page.js and quiz.js.
     assert re.findall(r"<script[^>]*>", text) == [
         '<script type="application/json" id="networks">',
