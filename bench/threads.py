@@ -8,8 +8,9 @@ TF_NUM_INTRAOP_THREADS at each count given (1 and 2 by default), each training a
 its own, as the train stage runs, and alternating the counts' order from round to round. It
 prints the median seconds of `fit` (the train stage's own timing, TensorFlow's start left out),
 the median CPU seconds of the whole process (what a training takes from the stages beside it
-in a parallel build), and whether the trained model's bytes were the same at every count. The counts fixed in
-digits/training.py (THREADS_PER_OP) were chosen from its figures (docs/benchmarks.md).
+in a parallel build), and whether the trained model's bytes were the same at every count. The
+counts fixed in digits/training.py (THREADS_PER_OP) were chosen from its figures
+(docs/benchmarks.md, "Threads per op").
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
                     cpu.setdefault((name, threads), []).append(used)
                     digests.setdefault((name, threads), set()).add(digest)
                     print(
-                        f"round {number + 1}: {name}, {threads} thread(s): {took:.2f} s", flush=True
+                        f"round {number + 1}: {name}, {threads} thread(s): fit {took:.2f} s, "
+                        f"the process's CPU {used:.1f} s",
+                        flush=True,
                     )
     print(f"Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     header = " | ".join(f"fit, {count} thread(s) | CPU, {count}" for count in args.threads)

@@ -34,7 +34,8 @@ def settings_of(name: str) -> dict:
     """The settings `name` trains with in params.yaml, as its variant_settings stage writes
     them (the lesson's own: no changes), for one epoch."""
     rules = training.SETTINGS if name == "lesson" else variants.rules_for(name)
-    values = config.read_params(rules, file=ROOT / config.PARAMS_FILE)
+    optional = () if name == "lesson" else (f"variants.{name}",)
+    values = config.read_params(rules, optional=optional, file=ROOT / config.PARAMS_FILE)
     settings = (
         {"changes": {}, **training.nest(values)}
         if name == "lesson"

@@ -489,7 +489,7 @@ def _jobs(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of stages at a time: JOBS (--jobs) is 1 or more, "
+            f"{text!r} is not a number of cores: JOBS (--jobs) is 1 or more, "
             "and 1 is `dvc repro` itself"
         )
     return value
