@@ -172,8 +172,10 @@ def test_the_scheduler_counts_a_stages_threads(tmp_path, monkeypatch):
     assert schedule.threads("python -m stages.render --figures f", tmp_path) == 1
     missing = "python -m stages.train --settings reports/variants/gone/settings.json"
     assert schedule.threads(missing, tmp_path) == 1
+    # The environment's count, which the stages inherit, is theirs.
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "4")
     assert schedule.threads(variant, tmp_path) == 4
+    assert schedule.threads("python -m stages.evaluate --model m", tmp_path) == 4
 
 
 def test_stages_start_while_their_threads_fit_in_the_cores():

@@ -130,15 +130,15 @@ def threads(command: str, root: Path) -> int:
     """The threads a stage's command computes on, which the build counts against the cores.
 
     A training (`python -m stages.train`) runs each op on the threads fixed for its network's
-    kind (digits/training.py; TF_NUM_INTRAOP_THREADS in the environment, which the stage
-    inherits, overrides it), read from the settings it trains with: a variation's settings
+    kind (digits/training.py), read from the settings it trains with: a variation's settings
     file, which its upstream stage has written by the time the training is ready, else
     params.yaml. An evaluation (`python -m stages.evaluate`) keeps TensorFlow's default, an op
-    split over every core the process may use. Every other stage computes on one thread.
+    split over every core the process may use. TF_NUM_INTRAOP_THREADS in the environment,
+    which both inherit, overrides either. Every other stage computes on one thread.
     """
     words = shlex.split(command)
     if words[:3] == ["python", "-m", "stages.evaluate"]:
-        return repeatable.every_core()
+        return repeatable.threads_in_effect(repeatable.every_core())
     if words[:3] != ["python", "-m", "stages.train"]:
         return 1
     given = words.index("--settings") + 1 if "--settings" in words else None
