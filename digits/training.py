@@ -56,7 +56,7 @@ def settings_together(values: Mapping[str, Any]) -> str | None:
 # from the cores or from what else runs: the parallel build (tools/schedule.py) counts these
 # threads against the cores. The count changes no byte of the trained model
 # (tests/test_threads.py).
-THREADS_PER_OP = {"dense": 1, "cnn": 1}
+THREADS_PER_OP = {"dense": 1, "cnn": 2}
 
 
 def threads_per_op(values: Mapping[str, Any]) -> int:
