@@ -178,7 +178,7 @@ def test_the_scheduler_counts_a_stages_threads(tmp_path, monkeypatch):
     assert schedule.threads("python -m stages.evaluate --model m", tmp_path) == 4
 
 
-def test_stages_start_while_their_threads_fit_in_the_cores():
+def test_stages_start_while_their_threads_fit_in_the_cores_and_no_core_is_left_idle():
     need = {"evaluate": 2, "train@a": 1, "train@b": 1, "render": 1, "huge": 8}
     # Two free cores: the first stage that fits, and the next that fits beside it.
     assert schedule.startable(["train@a", "train@b", "render"], need, 0, 2) == [
@@ -187,9 +187,18 @@ def test_stages_start_while_their_threads_fit_in_the_cores():
     ]
     # One core busy: an evaluation on two waits, and a training on one starts meanwhile.
     assert schedule.startable(["evaluate", "train@b"], need, 1, 2) == ["train@b"]
-    assert schedule.startable(["evaluate"], need, 1, 2) == []
+    # One core busy and nothing that fits: rather than leave the core idle, the first ready
+    # stage starts on more threads than are free.
+    assert schedule.startable(["evaluate", "huge"], need, 1, 2) == ["evaluate"]
     # Every core busy: nothing starts.
-    assert schedule.startable(["render"], need, 2, 2) == []
+    assert schedule.startable(["render", "evaluate"], need, 2, 2) == []
     # Nothing running: a stage that wants more cores than there are starts, alone.
     assert schedule.startable(["huge", "render"], need, 0, 2) == ["huge"]
     assert schedule.startable(["evaluate", "render"], need, 0, 2) == ["evaluate"]
+    assert schedule.startable(["render", "evaluate"], need, 0, 2) == ["render", "evaluate"]
+    # Eight cores: the two-thread stages count two each.
+    assert schedule.startable(["evaluate", "huge", "train@a"], need, 3, 8) == [
+        "evaluate",
+        "train@a",
+        "huge",
+    ]

@@ -152,16 +152,22 @@ def threads(command: str, root: Path) -> int:
 
 
 def startable(ready: Sequence[str], need: Mapping[str, int], busy: int, cores: int) -> list[str]:
-    """Of the `ready` stages (in serial order), those to start now, each in turn if its
-    threads (`need`, at most `cores`) fit beside the `busy` ones: a stage that does not fit
-    waits, and the ones after it that do fit start meanwhile. Nothing running, the first
-    ready stage starts whatever it needs."""
+    """Of the `ready` stages (in serial order), those to start now: each in turn if its
+    threads (`need`, at most `cores`) fit beside the `busy` ones, so that a stage that does
+    not fit waits and the ones after it that fit start meanwhile. Then, if a core would still
+    be idle with stages ready, the first of them starts anyway, on more threads than are free
+    until the stages beside it end: a core left idle for the length of a training (as a
+    two-thread training waiting beside a one-thread one would leave it) costs more than a
+    few threads too many."""
     chosen = []
     for stage in ready:
         threads = min(need[stage], cores)
-        if busy + threads <= cores or (busy == 0 and not chosen):
+        if busy + threads <= cores:
             chosen.append(stage)
             busy += threads
+    waiting = [stage for stage in ready if stage not in chosen]
+    if busy < cores and waiting:
+        chosen.append(waiting[0])
     return chosen
 
 
