@@ -39,9 +39,10 @@ $(BIN)/activate: requirements.lock requirements-dev.lock pyproject.toml
 
 venv: $(BIN)/activate ## Create .venv with the pinned requirements (the other targets do too).
 
-# The stages whose upstream stages are built run at once, as many as this process may use cores
-# (tools/schedule.py, each stage as `dvc repro --single-item`); JOBS=N runs N at a time, and
-# JOBS=1 is DVC's own serial build, `dvc repro`. Either leaves the same files and dvc.lock.
+# The stages whose upstream stages are built run at once, as many as their threads fit in the
+# cores this process may use (tools/schedule.py, each stage as `dvc repro --single-item`);
+# JOBS=N fills N cores, and JOBS=1 is DVC's own serial build, `dvc repro`. Either leaves the
+# same files and dvc.lock.
 repro: $(BIN)/activate ## Build every artifact (dvc repro): data, model, metrics, figures.
 	$(BIN)/python -m tools.schedule$(if $(JOBS), --jobs $(JOBS))
 	@echo "The course's home page: $(CURDIR)/reports/index.html (open it in a browser; nothing else is needed)"

@@ -38,20 +38,45 @@ def import_keras():
     return keras
 
 
-# A training step's ops are small (32 images times a 784 x 128 kernel), and TensorFlow's
-# default of splitting each op across every core cost more than it saved on the machines
-# measured. With op determinism the weights are the same either way. Evaluation keeps the
-# default, since its batches of 1,000 images are faster on all cores.
-THREADS_PER_OP = "1"
+# The environment variable TensorFlow reads, once, when it starts, for the threads each op may
+# split its work over (its default: every core the process may use). A training sets it to its
+# network's count (digits/training.py); evaluation keeps the default, since its batches of
+# 1,000 images are faster on every core.
+THREADS_VARIABLE = "TF_NUM_INTRAOP_THREADS"
 
 
-def one_thread_per_op() -> None:
-    """Run each training op on one thread, unless the environment says otherwise.
+def threads_per_op(declared: int) -> int:
+    """The threads each op of a training runs on: `declared` (digits/training.py fixes it per
+    network), unless the environment sets TF_NUM_INTRAOP_THREADS, as bench/threads.py does to
+    compare counts. Returns the count in effect, which the environment then holds.
 
     TensorFlow reads the setting once, when it starts, so this is called where a training
-    process starts, before anything imports TensorFlow.
+    process starts, before anything imports TensorFlow. The count changes no byte of what is
+    trained (op determinism; tests/test_threads.py), only how fast.
     """
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", THREADS_PER_OP)
+    os.environ.setdefault(THREADS_VARIABLE, str(declared))
+    return threads_in_effect(declared)
+
+
+def threads_in_effect(declared: int) -> int:
+    """`declared`, or what the environment's TF_NUM_INTRAOP_THREADS sets instead (a number of
+    1 or more; TensorFlow takes 0 for its default, every core, and so does this)."""
+    given = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not given:
+        return declared
+    try:
+        count = int(given)
+    except ValueError:
+        return declared
+    return count if count > 0 else every_core()
+
+
+def every_core() -> int:
+    """The cores this process may use, which TensorFlow splits an op over by default (a
+    container or `taskset` may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def seed_everything(seed: int) -> None:

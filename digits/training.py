@@ -51,6 +51,19 @@ def settings_together(values: Mapping[str, Any]) -> str | None:
     return None
 
 
+# The threads each op of a training runs on, by network kind: what trained faster, measured
+# with bench/threads.py (docs/benchmarks.md, "Threads per op"). A fixed number, never derived
+# from the cores or from what else runs: the parallel build (tools/schedule.py) counts these
+# threads against the cores. The count changes no byte of the trained model
+# (tests/test_threads.py).
+THREADS_PER_OP = {"dense": 1, "cnn": 2}
+
+
+def threads_per_op(values: Mapping[str, Any]) -> int:
+    """The threads each training op runs on, for the network `values` describe."""
+    return THREADS_PER_OP[values["model.kind"]]
+
+
 # Run this many batches per call into TensorFlow. It changes nothing in what is computed
 # (still one optimizer step per batch), but removes most of the per-step Python overhead.
 STEPS_PER_EXECUTION = 100

@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.arguments("train", ("train-set", "model", "history"), argv, parser)
     settings = args.settings or config.PARAMS_FILE
     values = config.read_params(SETTINGS, together=training.settings_together, file=settings)
+    # Before TensorFlow starts (train() imports it), which reads the count once.
+    repeatable.threads_per_op(training.threads_per_op(values))
     train(
         args.train_set,
         args.model,
@@ -124,5 +126,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    repeatable.one_thread_per_op()
     cli.run(main)

@@ -116,8 +116,8 @@ def test_entries_a_file_held_keep_their_places_and_new_ones_follow_in_serial_ord
 def test_a_number_of_jobs_that_is_not_one_or_more_is_refused_in_one_line(jobs, capsys):
     assert schedule.main(["--jobs", jobs]) == 1
     assert capsys.readouterr().err == (
-        f"error: python -m tools.schedule: argument --jobs: {jobs!r} is not a number of stages "
-        "at a time: JOBS (--jobs) is 1 or more, and 1 is `dvc repro` itself\n"
+        f"error: python -m tools.schedule: argument --jobs: {jobs!r} is not a number of cores: "
+        "JOBS (--jobs) is 1 or more, and 1 is `dvc repro` itself\n"
     )
 
 

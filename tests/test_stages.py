@@ -275,39 +275,6 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
     assert here == there
 
 
-def test_one_thread_per_op_trains_the_same_bytes_as_tensorflows_default(tmp_path, rng):
-    """The train stage runs each op on one thread (TF_NUM_INTRAOP_THREADS=1); this process
-    uses TensorFlow's default, every core."""
-    threads = {"TF_NUM_INTRAOP_THREADS": repeatable.THREADS_PER_OP}
-    here, there = trained_here_and_in_a_process(tmp_path, rng, **threads)
-    assert here == there
-
-
-# The train stage's process up to where it would run main(), saying what it would train with.
-TRAIN_STAGE_THREADS = """
-import os, runpy
-from pipeline import cli
-cli.run = lambda main: print(os.environ["TF_NUM_INTRAOP_THREADS"])
-runpy.run_module("stages.train", run_name="__main__")
-"""
-
-
-@pytest.mark.parametrize(("given", "used"), [(None, "1"), ("2", "2")])
-def test_the_train_stage_trains_on_one_thread_per_op_unless_the_environment_says(given, used):
-    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
-    if given is not None:
-        env["TF_NUM_INTRAOP_THREADS"] = given
-    result = subprocess.run(
-        [sys.executable, "-c", TRAIN_STAGE_THREADS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout == f"{used}\n"
-
-
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     matrix = evaluate.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), classes=3)
     np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 1, 0]])

@@ -360,5 +360,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    repeatable.one_thread_per_op()
+    # The four networks are dense ones, trained on the train stage's threads.
+    repeatable.threads_per_op(training.THREADS_PER_OP["dense"])
     cli.run(main)

@@ -4,7 +4,9 @@ DVC runs one stage at a time, and two `dvc repro` runs in one workspace collide 
 outputs of every stage it walks). Runs of one stage each do not, so this scheduler reads
 DVC's own graph of the stages and runs each stage, once every stage it depends on has ended, as
 `dvc --wait-for-lock repro --single-item <stage>`, a process of its own, as many at a time as
-this process may use cores (or --jobs). DVC itself decides, as in a serial build, whether a
+their threads fit in the cores this process may use (or --jobs): a training counts the threads
+its network trains on (digits/training.py), an evaluation every core (TensorFlow's default),
+any other stage one (`threads`). DVC itself decides, as in a serial build, whether a
 stage has to run, may come from the run-cache, or did not change; stages that `dvc status`
 finds up to date, with nothing upstream of them to run, start no process at all.
 
@@ -20,10 +22,11 @@ would leave another dvc.lock. After the build, the entries are put in the order 
 after them in the order the serial build runs the stages (`serial_layout`). The same goes for
 the lines DVC adds to the .gitignore files beside the outputs.
 
-    python -m tools.schedule [--jobs N]   build, N stages at a time (default: the cores);
+    python -m tools.schedule [--jobs N]   build on N cores (default: the cores);
                                           --jobs 1 runs `dvc repro` itself, the serial build
 
-This is a tool, not a pipeline stage: it imports DVC and none of the stages.
+This is a tool, not a pipeline stage: it imports DVC and none of the stages (the rules of a
+training's settings and threads come from digits/training.py, as the train stage's do).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -43,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from digits import repeatable, training
+from pipeline import config
 from tools import dvc
 
 LOCK_FILE = "dvc.lock"
@@ -59,6 +65,7 @@ class Pipeline:
     order: tuple[str, ...]
     upstream: Mapping[str, frozenset[str]]  # The stages whose outputs a stage reads.
     outs: Mapping[str, tuple[str, ...]]  # Each stage's outputs, as dvc.yaml lists them.
+    commands: Mapping[str, str] = field(default_factory=dict)  # Each stage's cmd.
 
     def outputs(self) -> list[str]:
         """Every stage's outputs, in the order a serial build writes them."""
@@ -68,9 +75,7 @@ class Pipeline:
 def cores() -> int:
     """The cores this process may use (a container or `taskset` may allow fewer than the
     machine has); where the system cannot say (macOS, Windows), the machine's cores."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return repeatable.every_core()
 
 
 def serial_order(graph: Any) -> list[Any]:
@@ -114,7 +119,56 @@ def read_pipeline(root: Path) -> Pipeline:
             )
             for stage in graph
         }
-    return Pipeline(order, upstream, outs)
+        commands = {
+            stage.addressing: stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
+            for stage in graph
+        }
+    return Pipeline(order, upstream, outs, commands)
+
+
+def threads(command: str, root: Path) -> int:
+    """The threads a stage's command computes on, which the build counts against the cores.
+
+    A training (`python -m stages.train`) runs each op on the threads fixed for its network's
+    kind (digits/training.py), read from the settings it trains with: a variation's settings
+    file, which its upstream stage has written by the time the training is ready, else
+    params.yaml. An evaluation (`python -m stages.evaluate`) keeps TensorFlow's default, an op
+    split over every core the process may use. TF_NUM_INTRAOP_THREADS in the environment,
+    which both inherit, overrides either. Every other stage computes on one thread.
+    """
+    words = shlex.split(command)
+    if words[:3] == ["python", "-m", "stages.evaluate"]:
+        return repeatable.threads_in_effect(repeatable.every_core())
+    if words[:3] != ["python", "-m", "stages.train"]:
+        return 1
+    given = words.index("--settings") + 1 if "--settings" in words else None
+    settings = root / (words[given] if given and given < len(words) else config.PARAMS_FILE)
+    try:
+        values = config.read_params(training.SETTINGS, file=settings)
+    except (config.StageError, OSError):
+        # The stage itself will refuse these settings, and say why; it ends before training.
+        return 1
+    return repeatable.threads_in_effect(training.threads_per_op(values))
+
+
+def startable(ready: Sequence[str], need: Mapping[str, int], busy: int, cores: int) -> list[str]:
+    """Of the `ready` stages (in serial order), those to start now: each in turn if its
+    threads (`need`, at most `cores`) fit beside the `busy` ones, so that a stage that does
+    not fit waits and the ones after it that fit start meanwhile. Then, if a core would still
+    be idle with stages ready, the first of them starts anyway, on more threads than are free
+    until the stages beside it end: a core left idle for the length of a training (as a
+    two-thread training waiting beside a one-thread one would leave it) costs more than a
+    few threads too many."""
+    chosen = []
+    for stage in ready:
+        threads = min(need[stage], cores)
+        if busy + threads <= cores:
+            chosen.append(stage)
+            busy += threads
+    waiting = [stage for stage in ready if stage not in chosen]
+    if busy < cores and waiting:
+        chosen.append(waiting[0])
+    return chosen
 
 
 def outdated(root: Path) -> set[str]:
@@ -225,6 +279,7 @@ class Running:
     process: subprocess.Popen
     output: IO[bytes]
     started: float
+    threads: int
     signalled: set[int] = field(default_factory=set)  # The commands told to stop.
 
 
@@ -245,7 +300,7 @@ DVC_DEAF_TO_SIGTERM = (
 )
 
 
-def start(stage: str, root: Path, ended: queue.Queue) -> Running:
+def start(stage: str, root: Path, ended: queue.Queue, threads: int) -> Running:
     """Start `dvc --wait-for-lock repro --single-item <stage>`, its output to a temporary file;
     `ended` gets the stage's name when the process ends."""
     # Closed by `show`, once the stage's output is printed.
@@ -268,7 +323,7 @@ def start(stage: str, root: Path, ended: queue.Queue) -> Running:
         **group,
     )
     threading.Thread(target=lambda: (process.wait(), ended.put(stage)), daemon=True).start()
-    return Running(stage, process, output, time.monotonic())
+    return Running(stage, process, output, time.monotonic(), threads)
 
 
 def stop(running: Running) -> None:
@@ -351,9 +406,10 @@ def _signals_noted() -> Iterator[None]:
 
 
 def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> None:
-    """Run `stages` (in serial order), each once every stage it depends on has ended, `jobs`
-    at a time. Raises ScheduleError if one fails, Interrupted if interrupted; either way,
-    only after every stage started has ended."""
+    """Run `stages` (in serial order), each once every stage it depends on has ended, as many
+    at a time as their threads fit in `jobs` cores (`startable`). Raises ScheduleError if
+    one fails, Interrupted if interrupted; either way, only after every stage started has
+    ended."""
     pending = list(stages)
     done: set[str] = set(pipeline.order) - set(stages)
     running: dict[str, Running] = {}
@@ -364,10 +420,14 @@ def build(root: Path, pipeline: Pipeline, stages: Sequence[str], jobs: int) -> N
             if _received:
                 raise Interrupted(_received[0])
             ready = [stage for stage in pending if pipeline.upstream[stage] <= done]
-            for stage in ready[: jobs - len(running)]:
+            # A stage's threads are known once it is ready: a training's settings file is
+            # written by a stage before it.
+            need = {stage: threads(pipeline.commands.get(stage, ""), root) for stage in ready}
+            busy = sum(other.threads for other in running.values())
+            for stage in startable(ready, need, busy, jobs):
                 pending.remove(stage)
                 print(f"{stage} | started", flush=True)
-                running[stage] = start(stage, root, ended)
+                running[stage] = start(stage, root, ended, min(need[stage], jobs))
             stage = _next(ended)
             finished = running.pop(stage)
             if finished.process.returncode == 0:
@@ -435,7 +495,7 @@ def _jobs(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of stages at a time: JOBS (--jobs) is 1 or more, "
+            f"{text!r} is not a number of cores: JOBS (--jobs) is 1 or more, "
             "and 1 is `dvc repro` itself"
         )
     return value
@@ -447,7 +507,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--jobs",
         type=_jobs,
         default=None,
-        help="stages at a time (default: the cores this process may use; 1: dvc repro)",
+        help="the cores to fill, each stage counting its threads (default: the cores this "
+        "process may use; 1: dvc repro)",
     )
     return parser.parse_args(list(argv))
 
@@ -482,9 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not stages:
                 print("Every stage is up to date (dvc status); nothing to run.")
                 return 0
-            print(
-                f"{len(stages)} of {len(pipeline.order)} stages to run or check, {jobs} at a time"
-            )
+            print(f"{len(stages)} of {len(pipeline.order)} stages to run or check, on {jobs} cores")
             before, ignores = lock_entries(root), ignore_files(pipeline, root)
             try:
                 build(root, pipeline, stages, jobs)
