@@ -427,6 +427,9 @@ const DigitPredictor = (() => {
 
   function start() {
     const section = document.getElementById("try-it");
+    // A lesson about no network of this build has no "Try it"; the quiz's script, which
+    // follows this one, must still run.
+    if (section === null) return;
     const networks = readNetworks();
     section.querySelector(".controls").hidden = false;
     startDrawing(section, networks);

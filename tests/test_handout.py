@@ -188,3 +188,32 @@ def test_the_cue_follows_the_window_and_shows_without_javascript_on_a_phone(page
         still.goto(page_url, wait_until="load")
         assert {bool(f["cue"]) for f in cues(still)} == {shown}, width
         context.close()
+
+
+def test_a_lesson_without_the_try_it_section_still_checks_its_quiz(
+    built_reports,  # noqa: F811 (the fixture imported above)
+    browser,
+    tmp_path,
+):
+    """A lesson whose code describes no network (`model: none`) has no "Try it": the page's
+    script starts without it, so the quiz still checks answers and the cue still shows."""
+    lesson = tmp_path / "no-network" / "lesson.md"
+    lesson.parent.mkdir()
+    lesson.write_text(
+        "---\nsummary: Words only.\nmodel: none\n---\n# A lesson without a network\n\n"
+        "Some text.\n\n```{figure} prediction_grid\n:alt: A grid of test digits\nThe grid.\n"
+        "```\n\n```{build} quiz\n```\n",
+        encoding="utf-8",
+    )
+    text = make_page(built_reports, lesson=lesson)
+    assert 'id="try-it"' not in text and 'id="quiz"' in text
+    errors = []
+    view = browser.new_page(viewport={"width": 375, "height": 800})
+    view.on("pageerror", lambda error: errors.append(str(error)))
+    view.goto((built_reports / "reports/index.html").as_uri(), wait_until="load")
+    form = view.locator("form.question").first
+    form.locator("input[type=radio]").first.check()
+    form.locator("button").click()
+    assert form.locator(".verdict").inner_text().split(".")[0] in ("Right", "Not right")
+    assert view.locator(".scroll-cue").is_visible()
+    assert errors == []
