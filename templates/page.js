@@ -1,4 +1,18 @@
 "use strict";
+// A figure wider than the screen keeps its drawn size and scrolls in its box; the line under
+// it ("Scroll sideways ...") shows only when the box really overflows: this marks each box
+// that does with the class "overflows" (page.css shows the line), on load and whenever the
+// window changes size.
+function markScrollingFigures() {
+  for (const box of document.querySelectorAll(".figure-scroll")) {
+    box.classList.toggle("overflows", box.scrollWidth > box.clientWidth + 1);
+  }
+  document.documentElement.classList.add("figures-measured");
+}
+markScrollingFigures();
+window.addEventListener("load", markScrollingFigures);
+window.addEventListener("resize", markScrollingFigures);
+
 // "Try it" on the course page: this build's own networks read a digit drawn or opened here,
 // offline, in plain JavaScript. The preparation repeats digits/predict.py number for number
 // (flattenAlpha, toMnist: see its docstrings), and the networks are the layers and weights
@@ -413,6 +427,9 @@ const DigitPredictor = (() => {
 
   function start() {
     const section = document.getElementById("try-it");
+    // A lesson about no network of this build has no "Try it"; the quiz's script, which
+    // follows this one, must still run.
+    if (section === null) return;
     const networks = readNetworks();
     section.querySelector(".controls").hidden = false;
     startDrawing(section, networks);

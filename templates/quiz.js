@@ -68,14 +68,15 @@
   function checkAnswer(form, salt) {
     const verdict = form.querySelector(".verdict");
     const given = givenAnswer(form);
+    // Only "right" and "wrong" change: the verdict's other classes (screen-only, which keeps
+    // it off the printed handout) stay.
+    verdict.classList.remove("right", "wrong");
     if (given === null) {
-      verdict.className = "verdict";
       verdict.textContent = form.dataset.kind === "number"
         ? "Type a number first." : "Choose an answer first.";
       return;
     }
     if (Number.isNaN(given)) {
-      verdict.className = "verdict";
       verdict.textContent = "This is not a number the page can read: write it as 101770, "
         + "101,770 or 97.61.";
       return;
@@ -83,7 +84,7 @@
     const seed = questionSeed(salt, Number(form.dataset.number));
     const answer = decodeAnswer(form.dataset.answer, seed);
     const right = isRight(answer, given);
-    verdict.className = right ? "verdict right" : "verdict wrong";
+    verdict.classList.add(right ? "right" : "wrong");
     verdict.innerHTML = "<p><strong>" + (right ? "Right." : "Not right.") + "</strong></p>"
       + answer.explanation;
   }

@@ -250,7 +250,8 @@ def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp
             view.reload()
             assert answer_by_keyboard(view, topics["test-accuracy"], typed=typed) == verdict
 
-        # The handout: printed, with no drawing area or file control, answer boxes of 2 cm.
+        # The handout: printed, with no drawing area or file control, and an answer box of
+        # 2 cm or more under each question answered with a number, none under a choice.
         view.reload()
         view.emulate_media(media="print")
         shown = view.eval_on_selector_all(
@@ -259,9 +260,14 @@ def test_the_quiz_marks_answers_by_keyboard_and_prints_as_a_handout(project, tmp
         )
         assert shown == [len(quiz) + 2, 0], shown  # A button per question, the pad, the file.
         boxes = view.eval_on_selector_all(
-            ".answer-box", "boxes => boxes.map(b => b.getBoundingClientRect().height)"
+            ".answer-box",
+            "boxes => boxes.map(b => [b.closest('form').dataset.kind, "
+            "b.getBoundingClientRect().height])",
         )
-        assert len(boxes) == len(quiz) and min(boxes) >= 2 / 2.54 * 96, boxes
+        numbers = view.locator("form.question[data-kind=number]").count()
+        assert 0 < numbers < len(quiz)
+        assert [kind for kind, _ in boxes] == ["number"] * numbers, boxes
+        assert min(height for _, height in boxes) >= 2 / 2.54 * 96, boxes
         pdf = view.pdf(format="A4")
         browser.close()
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
