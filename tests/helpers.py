@@ -37,9 +37,10 @@ PROJECT_FILES = [
 
 # The stages of a build without variations, in the order `dvc repro` runs them, and those of
 # them that follow the models: the comparison and the course built from the build's values.
+# `sklearn` is the logistic-regression lesson's model, which DVC runs after the lesson's.
 VALUES_ON = ["values", "notebook", "key_notebook", "page", "answer_key"]
 COURSE_STAGES = ["compare", *VALUES_ON]
-LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", *COURSE_STAGES]
+LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", "sklearn", *COURSE_STAGES]
 
 
 def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +126,8 @@ def small_project(
     test_size: int = 500,
     variants: dict | None = None,
 ) -> Path:
-    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast.
+    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast;
+    the scikit-learn model splits as many images as the lesson's model uses.
 
     Without variations unless `variants` names some: the tests of the variations build them.
     """
@@ -136,6 +138,7 @@ def small_project(
         prepare__train_size=train_size,
         prepare__test_size=test_size,
         train__epochs=1,
+        sklearn__images=train_size + test_size,
     )
     set_variants(project, variants or {})
     return project

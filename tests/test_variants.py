@@ -38,7 +38,7 @@ def restore(project) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, variants_build):
     project, built = variants_build
-    lesson = ["download", "prepare", "train", "evaluate", "render"]
+    lesson = ["download", "prepare", "train", "evaluate", "render", "sklearn"]
     assert set(built) == {*lesson, *variant_stages(*NAMES), *COURSE_STAGES}
     assert built.index("compare") > max(built.index(s) for s in variant_stages(*NAMES))
     return copy_build(project, tmp_path_factory.mktemp("variants") / "project")
