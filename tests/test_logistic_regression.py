@@ -42,10 +42,14 @@ def stage_argv(raw: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def unheld() -> dict[str, str]:
+    """This environment without the hold's settings, as a user's shell would be."""
+    return {key: value for key, value in os.environ.items() if key not in blas.HELD}
+
+
 def run_stage(project: Path, raw: Path, out: Path, env: dict[str, str]):
     """The stage as dvc.yaml runs it, from `project`, with `env` added to the environment."""
-    environment = {key: value for key, value in os.environ.items() if key not in blas.HELD}
-    environment |= {"PYTHONPATH": str(ROOT), **env}
+    environment = unheld() | {"PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
         [sys.executable, "-m", "stages.logistic_regression", *stage_argv(raw, out)],
         cwd=project,
@@ -103,7 +107,7 @@ def test_the_outputs_repeat_byte_for_byte_with_two_threads_and_other_kernels_ask
 def test_the_held_process_runs_haswell_kernels_and_numpys_avx2_loops():
     """run_held starts the command again in the held environment: both OpenBLAS libraries
     report Haswell's kernels there, and NumPy's AVX-512 loops are off."""
-    environment = {key: value for key, value in os.environ.items() if key not in blas.HELD}
+    environment = unheld()
     started = subprocess.run(
         [sys.executable, "-c", "from digits import blas; "
          "blas.run_held('threadpoolctl', ['-i', 'numpy', 'scipy.linalg'])"],
