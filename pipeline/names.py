@@ -12,10 +12,15 @@ from typing import Any
 NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # The comparison, the page and the key call the lesson's own model so.
 LESSON = "lesson"
+# And the logistic-regression lesson's scikit-learn model so (stages/logistic_regression.py).
+SKLEARN = "sklearn"
+# The names of the comparison's models that are not variations, and what each names there: a
+# variation may not take them.
+RESERVED = {LESSON: "the lesson's own model", SKLEARN: "the scikit-learn model"}
 
 
 def is_variation(name: object) -> bool:
-    return isinstance(name, str) and bool(NAME.fullmatch(name)) and name != LESSON
+    return isinstance(name, str) and bool(NAME.fullmatch(name)) and name not in RESERVED
 
 
 # The key beside a variation's `model` and `train` that keeps its settings from students. Its
@@ -33,7 +38,7 @@ def variants_section(value: Any) -> str | None:
         return None
     return (
         "is not a mapping of variant names (lowercase letters, digits and _, "
-        f"not {LESSON}) to settings"
+        f"not {' or '.join(RESERVED)}) to settings"
     )
 
 

@@ -6,13 +6,17 @@ own numbers.
 
 Reads:  params `variants` (their names and which are `instructor_only`: each variant's
         settings are its own stages' business); the lesson's metrics and history
-        (--metrics, --history) and, for each variant, the folder --variant-reports/<name>/
-        (settings.json, metrics.json, history.csv).
+        (--metrics, --history); for each variant, the folder --variant-reports/<name>/
+        (settings.json, metrics.json, history.csv); and the scikit-learn model's metrics
+        (--sklearn-metrics), the logistic-regression lesson's.
 Writes: --comparison/ with variants.csv (variant, what it changes, test accuracy, test
-        loss, macro F1, weights, epochs run), curves.csv (loss and accuracy per epoch and
-        variant, for `dvc plots`), curves.png (the training curves on one figure, for
-        students: without the instructor-only variations) and instructor/curves.png (the
-        same with every model, for the instructor's outputs).
+        loss, macro F1, weights, epochs run, test images, what they were: the Keras models'
+        are MNIST's test images, the scikit-learn model's another split, so its row says so
+        and has no epochs), curves.csv (loss and accuracy per epoch and Keras model, for
+        `dvc plots`), curves.png (the training curves on one figure, for students: without
+        the instructor-only variations) and instructor/curves.png (the same with every Keras
+        model, for the instructor's outputs). The scikit-learn model has no epochs, so no
+        curve.
 Removes: the folders under --variant-reports and --variant-models of variations that
         params.yaml no longer names. DVC leaves the outputs of a stage that is gone from
         dvc.yaml where they are; without this, a removed variation's files would stay in the
@@ -33,9 +37,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pipeline import artifacts, cli, config, names
-from pipeline.names import INSTRUCTOR_FIGURES, LESSON
+from pipeline.names import INSTRUCTOR_FIGURES, LESSON, SKLEARN
 
 SETTINGS = {"variants": names.variants_section}
+# What the Keras models were scored on: the same test images, MNIST's own.
+MNIST_TEST = "MNIST's test images"
 
 
 def describe(changes: Mapping[str, Any]) -> str:
@@ -58,6 +64,28 @@ def row(name: str, changes: str, metrics: Mapping[str, Any], history: pd.DataFra
         "macro_f1": test["macro_f1"],
         "weights": test["weights"],
         "epochs": len(history),
+        "test_images": test["images"],
+        "tested_on": MNIST_TEST,
+    }
+
+
+def sklearn_row(metrics: Mapping[str, Any]) -> dict:
+    """The scikit-learn model's row: scored on its own random test part, which is not the
+    Keras models' test images, and fitted in iterations, not epochs."""
+    test = metrics["test"]
+    return {
+        "variant": SKLEARN,
+        "changes": "another model: scikit-learn's LogisticRegression",
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "macro_f1": test["macro_f1"],
+        "weights": test["weights"],
+        "epochs": None,
+        "test_images": test["images"],
+        "tested_on": (
+            f"another split: {test['images']:,} random images of {metrics['images']:,}, "
+            "not MNIST's test images"
+        ),
     }
 
 
@@ -117,13 +145,15 @@ def compare(
     variant_reports: Path,
     variant_models: Path,
     comparison: Path,
+    sklearn_metrics: Path,
     names: list[str],
     hidden: list[str] = (),
 ) -> None:
-    """The lesson first, then the variants `names`, in that order (params.yaml's). The
-    folders of variants no longer in params.yaml are deleted first. The curves students see
-    leave out the `hidden` (instructor-only) variations, whose epochs and curves would give
-    their settings away; the instructor's copy draws every model."""
+    """The lesson first, then the variants `names`, in that order (params.yaml's), then the
+    scikit-learn model. The folders of variants no longer in params.yaml are deleted first
+    (the scikit-learn model's are elsewhere). The curves students see leave out the `hidden`
+    (instructor-only) variations, whose epochs and curves would give their settings away;
+    the instructor's copy draws every Keras model."""
     for folder in (variant_reports, variant_models):
         for name in remove_others(folder, names):
             print(f"compare: removed {Path(folder) / name}: the variation {name} is gone")
@@ -134,26 +164,29 @@ def compare(
         settings, metrics, history = read_variant(variant_reports / name)
         histories[name] = history
         rows.append(row(name, describe(settings["changes"]), metrics, history))
-    table = pd.DataFrame(rows)
+    rows.append(sklearn_row(json.loads(Path(sklearn_metrics).read_text(encoding="utf-8"))))
+    table = pd.DataFrame(rows).astype({"epochs": "Int64"})
     curves = curves_table(histories)
     with artifacts.atomic_dir(comparison) as tmp:
         artifacts.write_csv(tmp / "variants.csv", table)
         artifacts.write_csv(tmp / "curves.csv", curves)
-        order = list(table["variant"])
+        order = list(histories)
         shown = [name for name in order if name not in hidden]
         artifacts.write_png(curves_figure(curves, shown), tmp / "curves.png")
         (tmp / INSTRUCTOR_FIGURES).mkdir()
         artifacts.write_png(curves_figure(curves, order), tmp / INSTRUCTOR_FIGURES / "curves.png")
-    best = table.loc[table["test_accuracy"].idxmax()]
+    # Only scores on the same test images say which model is best.
+    same = table[table["tested_on"] == MNIST_TEST]
+    best = same.loc[same["test_accuracy"].idxmax()]
     print(
-        f"compare: {len(table)} models in {comparison}; best {best['variant']} "
-        f"({best['test_accuracy']:.4f})"
+        f"compare: {len(table)} models in {comparison}; best on MNIST's test images "
+        f"{best['variant']} ({best['test_accuracy']:.4f})"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     files = ("metrics", "history", "variant-reports", "variant-models", "comparison")
-    args = cli.arguments("compare", files, argv)
+    args = cli.arguments("compare", (*files, "sklearn-metrics"), argv)
     settings = config.read_params(SETTINGS)
     compare(
         args.metrics,
@@ -161,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         args.variant_reports,
         args.variant_models,
         args.comparison,
+        args.sklearn_metrics,
         names=list(settings["variants"] or {}),
         hidden=names.instructor_only(settings["variants"]),
     )

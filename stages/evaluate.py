@@ -15,58 +15,9 @@ import base64
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from digits import repeatable
+from digits import repeatable, scores
 from pipeline import artifacts, cli
-
-NUM_CLASSES = 10
-
-
-def confusion_matrix(
-    true: np.ndarray, predicted: np.ndarray, classes: int = NUM_CLASSES
-) -> np.ndarray:
-    """Counts: row = true digit, column = predicted digit."""
-    pairs = np.asarray(true, dtype=np.int64) * classes + np.asarray(predicted, dtype=np.int64)
-    return np.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
-
-
-def per_class_scores(matrix: np.ndarray) -> pd.DataFrame:
-    """Precision, recall and F1 per digit; 0 where a digit is never predicted or never present."""
-    hits = np.diag(matrix).astype(np.float64)
-    predicted = matrix.sum(axis=0)
-    actual = matrix.sum(axis=1)
-    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
-    recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
-    return pd.DataFrame(
-        {
-            "digit": np.arange(len(matrix)),
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": actual,
-        }
-    )
-
-
-def predictions_table(true: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "index": np.arange(len(true)),
-            "true": np.asarray(true, dtype=np.int64),
-            "predicted": probabilities.argmax(axis=1),
-            "confidence": probabilities.max(axis=1).astype(np.float64),
-        }
-    )
-
-
-def confusion_table(matrix: np.ndarray) -> pd.DataFrame:
-    table = pd.DataFrame(matrix, columns=[str(d) for d in range(len(matrix))])
-    table.insert(0, "true", np.arange(len(matrix)))
-    return table
-
 
 # Images per prediction step. The answers do not depend on it; a larger step only saves
 # Python's per-step overhead (10,000 images: 1.1 s at Keras' default of 32, 0.2 s at 1,000).
@@ -134,25 +85,25 @@ def evaluate(
     # One pass over the test images: the lesson's model.evaluate() would run the network a
     # second time for the loss and accuracy, which follow from the probabilities.
     probabilities = model.predict(x_test, batch_size=PREDICT_BATCH, verbose=0)
-    scores = {
+    measured = {
         "loss": keras.losses.SparseCategoricalCrossentropy()(y_test, probabilities),
         "accuracy": keras.metrics.SparseCategoricalAccuracy()(y_test, probabilities),
     }
 
-    table = predictions_table(y_test, probabilities)
-    matrix = confusion_matrix(table["true"], table["predicted"])
-    per_class = per_class_scores(matrix)
+    table = scores.predictions_table(y_test, probabilities)
+    matrix = scores.confusion_matrix(table["true"], table["predicted"])
+    per_class = scores.per_class_scores(matrix)
     metrics = {
         "test": {
-            "loss": round(float(scores["loss"]), 6),
-            "accuracy": round(float(scores["accuracy"]), 6),
+            "loss": round(float(measured["loss"]), 6),
+            "accuracy": round(float(measured["accuracy"]), 6),
             "macro_f1": round(float(per_class["f1"].mean()), 6),
             "images": len(table),
             "weights": int(model.count_params()),
         }
     }
     artifacts.write_csv(predictions_path, table)
-    artifacts.write_csv(confusion_path, confusion_table(matrix))
+    artifacts.write_csv(confusion_path, scores.confusion_table(matrix))
     artifacts.write_csv(per_class_path, per_class)
     artifacts.write_json(metrics_path, metrics)
     artifacts.write_json(network_path, network_spec(model))

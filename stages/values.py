@@ -7,8 +7,9 @@ course material is always this build's. docs/values.md lists every name.
 Reads:  --metrics, --settings (what the lesson's model trained with), --history,
         --predictions (the first test image), --confusion, --per-class, --confused-pairs,
         --figures (their names), --comparison (the variations' scores), --variant-reports
-        (each variation's settings), --raw and --model (their digests); params `prepare` and
-        `render`, the sections a lesson may quote, which their own stages check;
+        (each variation's settings), --sklearn-metrics (the scikit-learn model's iterations
+        and split), --raw and --model (their digests); params `prepare`, `render` and
+        `sklearn`, the sections a lesson may quote, which their own stages check;
         `variants`, for the variations marked `instructor_only: true`, whose settings only
         the instructor's outputs show.
 Writes: --values, one JSON file.
@@ -28,12 +29,13 @@ import pandas as pd
 from pipeline import artifacts, cli, config, names
 
 # The variations (for who may see each: its variant_settings stage checks the flag), and the
-# sections a lesson may quote, which their own stages (prepare, render) check and which run
-# before this one.
+# sections a lesson may quote, which their own stages (prepare, render, sklearn) check and
+# which run before this one.
 SETTINGS = {
     "variants": names.variants_section,
     "prepare": config.section,
     "render": config.section,
+    "sklearn": config.section,
 }
 
 # The packages whose versions decide what a build produces. TensorFlow is the distribution
@@ -45,6 +47,8 @@ PACKAGES = {
     "pandas": ("pandas",),
     "matplotlib": ("matplotlib",),
     "dvc": ("dvc",),
+    "sklearn": ("scikit-learn",),
+    "scipy": ("scipy",),
 }
 
 
@@ -136,6 +140,28 @@ def model_values(row: Any, settings: dict, instructor_only: bool = False) -> dic
     }
 
 
+def sklearn_values(row: Any, metrics: dict, settings: dict) -> dict:
+    """The scikit-learn model's row of compare's table, with how it was split and fitted. It
+    was scored on its own random test part, not on the Keras models' test images, so it
+    stays out of `models` and `best`: only scores on the same images rank models."""
+    images, train = metrics["images"], metrics["train"]["images"]
+    return {
+        "changes": row.changes,
+        "tested_on": row.tested_on,
+        "accuracy": float(row.test_accuracy),
+        "loss": float(row.test_loss),
+        "macro_f1": float(row.macro_f1),
+        "weights": int(row.weights),
+        "iterations": metrics["iterations"],
+        "converged": metrics["converged"],
+        "images": images,
+        "train_images": train,
+        "test_images": metrics["test"]["images"],
+        "train_share": train / images,
+        "settings": settings,
+    }
+
+
 def gather(
     *,
     metrics: dict,
@@ -148,6 +174,7 @@ def gather(
     figures: list[str],
     comparison: pd.DataFrame,
     variant_settings: dict[str, dict],
+    sklearn: dict,
     params: dict[str, Any],
     instructor_only: list[str],
     files: dict[str, dict[str, str]],
@@ -157,14 +184,16 @@ def gather(
     test["right"] = int(np.trace(matrix))
     test["wrong"] = int(matrix.sum()) - test["right"]
     lesson = comparison.iloc[0]
+    keras = comparison[comparison["variant"] != names.SKLEARN]
     models = {
         row.variant: model_values(
             row,
             settings if index == 0 else variant_settings[row.variant],
             index > 0 and row.variant in instructor_only,
         )
-        for index, row in enumerate(comparison.itertuples())
+        for index, row in enumerate(keras.itertuples())
     }
+    sklearn_row = next(comparison[comparison["variant"] == names.SKLEARN].itertuples())
     best = max(models.values(), key=lambda model: model["accuracy"])["accuracy"]
     first = predictions.iloc[0]
     return {
@@ -191,6 +220,7 @@ def gather(
         "lesson": models[lesson.variant],
         "variants": {name: model for name, model in models.items() if name != lesson.variant},
         "models": list(models),
+        "sklearn": sklearn_values(sklearn_row, sklearn["metrics"], sklearn["settings"]),
         "best": {
             "name": next(name for name, model in models.items() if model["accuracy"] == best),
             "names": [name for name, model in models.items() if model["accuracy"] == best],
@@ -212,15 +242,17 @@ def write_values(
     figures: Path,
     comparison: Path,
     variant_reports: Path,
+    sklearn_metrics: Path,
     raw: Path,
     model: Path,
     values_path: Path,
     *,
     params: dict[str, Any],
+    sklearn_settings: dict[str, Any],
     instructor_only: list[str],
 ) -> dict[str, Any]:
     table = pd.read_csv(Path(comparison) / "variants.csv")
-    names = list(table["variant"])[1:]
+    variations = [name for name in list(table["variant"])[1:] if name != names.SKLEARN]
     gathered = gather(
         metrics=json.loads(Path(metrics_path).read_text(encoding="utf-8")),
         settings=json.loads(Path(settings_path).read_text(encoding="utf-8")),
@@ -237,7 +269,11 @@ def write_values(
             name: json.loads(
                 (Path(variant_reports) / name / "settings.json").read_text(encoding="utf-8")
             )
-            for name in names
+            for name in variations
+        },
+        sklearn={
+            "metrics": json.loads(Path(sklearn_metrics).read_text(encoding="utf-8")),
+            "settings": sklearn_settings,
         },
         params=params,
         instructor_only=instructor_only,
@@ -261,7 +297,8 @@ def lesson_names(tree: Any, prefix: str = "") -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     files = ("metrics", "settings", "history", "predictions", "confusion", "per-class")
-    files += ("confused-pairs", "figures", "comparison", "variant-reports", "raw", "model")
+    files += ("confused-pairs", "figures", "comparison", "variant-reports", "sklearn-metrics")
+    files += ("raw", "model")
     args = cli.arguments("values", (*files, "values"), argv)
     settings = config.read_params(SETTINGS)
     write_values(
@@ -275,10 +312,12 @@ def main(argv: list[str] | None = None) -> None:
         args.figures,
         args.comparison,
         args.variant_reports,
+        args.sklearn_metrics,
         args.raw,
         args.model,
         args.values,
         params={name: settings[name] for name in ("prepare", "render")},
+        sklearn_settings=settings["sklearn"],
         instructor_only=names.instructor_only(settings["variants"]),
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from digits import training
 from pipeline import artifacts, cli, config
-from pipeline.names import INSTRUCTOR_ONLY, LESSON, NAME
+from pipeline.names import INSTRUCTOR_ONLY, NAME, RESERVED
 
 
 def check_name(name: str) -> None:
@@ -30,10 +30,10 @@ def check_name(name: str) -> None:
             f"{config.PARAMS_FILE}: variants.{name} is not a name of lowercase letters, digits "
             "and _ starting with a letter (at most 32)"
         )
-    if name == LESSON:
+    if name in RESERVED:
         raise config.ParamsError(
-            f"{config.PARAMS_FILE}: variants.{LESSON} is not allowed: the comparison calls the "
-            "lesson's own model so; choose another name"
+            f"{config.PARAMS_FILE}: variants.{name} is not allowed: the comparison calls "
+            f"{RESERVED[name]} so; choose another name"
         )
 
 

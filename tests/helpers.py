@@ -57,8 +57,10 @@ def course_rebuilt(name: str) -> list[str]:
 VALUES_ON = ["values", *[f"{stage}@{name}" for stage in PER_LESSON for name in LESSONS]]
 COURSE_STAGES = ["compare", *VALUES_ON]
 BUILT_AFTER_MODELS = ["compare", "values", "home", *VALUES_ON[1:], "instructor_home"]
-# The whole build without variations, in the order `dvc repro` runs it.
-LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", *BUILT_AFTER_MODELS]
+# The whole build without variations, in the order `dvc repro` runs it: `sklearn` is the
+# logistic-regression lesson's model, which DVC runs after the Keras lesson's.
+LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", "sklearn"]
+LESSON_STAGES += BUILT_AFTER_MODELS
 
 
 def stage_entry(name: str, root: Path = ROOT) -> dict:
@@ -159,7 +161,8 @@ def small_project(
     test_size: int = 500,
     variants: dict | None = None,
 ) -> Path:
-    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast.
+    """A copy of the project set to a cut of the real MNIST and one epoch, so it builds fast;
+    the scikit-learn model splits as many images as the lesson's model uses.
 
     Without variations unless `variants` names some: the tests of the variations build them.
     """
@@ -170,6 +173,7 @@ def small_project(
         prepare__train_size=train_size,
         prepare__test_size=test_size,
         train__epochs=1,
+        sklearn__images=train_size + test_size,
     )
     set_variants(project, variants or {})
     return project

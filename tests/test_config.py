@@ -19,7 +19,7 @@ from pipeline import config
 from stages import compare, download, prepare, render, variants
 from tests.helpers import ROOT, VALUES_ON
 
-STAGES = ["download", "prepare", "train", "evaluate", "render", *VALUES_ON]
+STAGES = ["download", "prepare", "train", "evaluate", "render", "sklearn", *VALUES_ON]
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
 # The rules of every stage module, by the section they check.
 RULES = {

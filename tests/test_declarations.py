@@ -195,7 +195,15 @@ def test_stage_modules_read_params_only_through_their_own_rules():
     assert reads.pop("course") == ["yaml.load", "yaml.safe_load"]
     assert {name: found for name, found in reads.items() if found} == {
         name: ["SETTINGS"]
-        for name in ("download", "prepare", "train", "render", "compare", "values")
+        for name in (
+            "download",
+            "prepare",
+            "train",
+            "render",
+            "compare",
+            "values",
+            "logistic_regression",
+        )
     }
 
 
@@ -209,7 +217,7 @@ def test_every_stage_and_variation_is_checked():
     assert shipped  # So that the foreach stages below are really there to check.
     for name in shipped:
         assert {f"variant_{step}@{name}" for step in ("settings", "train", "evaluate")} <= names
-    assert {"download", "prepare", "train", "evaluate", "render", "compare", "home"} <= names
+    assert {"download", "prepare", "train", "evaluate", "render", "sklearn", "compare", "home"} <= names
     lessons = yaml.safe_load((ROOT / "course/course.yaml").read_text())["lessons"]
     assert len(lessons) >= 2  # So that the lessons' foreach stages are there to check.
     for name in lessons:

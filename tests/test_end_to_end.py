@@ -19,9 +19,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("lesson") / "project")
-    set_params(project, data__source="mirror")
     # The lesson at full size; the variations are built on small data in test_variants.py
-    # and at full size by `make repro` and `make bench`.
+    # and at full size by `make repro` and `make bench`, and so is the scikit-learn model
+    # (tests/test_logistic_regression.py, and the small builds).
+    set_params(project, data__source="mirror", sklearn__images=2500)
     set_variants(project, {})
     result = run(["dvc", "repro"], project)
     return project, result.stdout

@@ -167,10 +167,12 @@ def test_the_students_comparison_figure_leaves_the_instructor_only_variation_out
     """compare draws curves.png for students without the hidden variation, and
     instructor/curves.png with every model; the instructor's notebook attaches the latter."""
     history = {"epoch": [0, 1], "loss": [0.5, 0.3], "accuracy": [0.8, 0.9]}
-    metrics = {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "weights": 10}}
+    metrics = {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "images": 9, "weights": 10}}
     reports, models = tmp_path / "variants", tmp_path / "models"
     artifacts.write_csv(tmp_path / "history.csv", __import__("pandas").DataFrame(history))
     artifacts.write_json(tmp_path / "metrics.json", metrics)
+    # The scikit-learn model has no epochs: no curve, in either figure.
+    artifacts.write_json(tmp_path / "sklearn.json", {**metrics, "images": 45})
     for name, epochs in (("secret", 3), ("open", 2)):
         folder = reports / name
         artifacts.write_json(folder / "settings.json", {"changes": {"train.epochs": epochs}})
@@ -182,7 +184,7 @@ def test_the_students_comparison_figure_leaves_the_instructor_only_variation_out
     out = tmp_path / "comparison"
     compare.compare(
         tmp_path / "metrics.json", tmp_path / "history.csv", reports, models, out,
-        names=["secret", "open"], hidden=["secret"],
+        tmp_path / "sklearn.json", names=["secret", "open"], hidden=["secret"],
     )  # fmt: skip
     curves = compare.curves_table(
         {name: __import__("pandas").read_csv(path) for name, path in

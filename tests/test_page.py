@@ -67,12 +67,19 @@ def built_reports(write_tiny_raw, tmp_path, rng):
                "bias": evaluate.encode(np.zeros(10))}]}  # fmt: skip
     (reports / "network.json").write_text(json.dumps(network))
     (cnn / "network.json").write_text(json.dumps(network))
+    # The scikit-learn model, scored higher on a split of its own: it is listed, not ranked.
+    scores = {"accuracy": 0.95, "loss": 0.2, "macro_f1": 0.95, "images": 14000, "weights": 7850}
+    sklearn = {"test": scores, "train": {"images": 56000}, "images": 70000, "test_size": 0.2,
+               "iterations": 261, "max_iter": 10000, "converged": True}  # fmt: skip
+    (reports / "sklearn").mkdir()
+    (reports / "sklearn" / "metrics.json").write_text(json.dumps(sklearn))
     compare.compare(
         reports / "metrics.json",
         reports / "history.csv",
         reports / "variants",
         tmp_path / "models" / "variants",
         reports / "comparison",
+        reports / "sklearn" / "metrics.json",
         names=["cnn"],
     )
     (tmp_path / "model.keras").write_bytes(b"stand-in model")
@@ -100,10 +107,12 @@ def make_page(built, lesson=ROOT / "course/digit-predictor/lesson.md", **setting
         reports / "figures",
         reports / "comparison",
         reports / "variants",
+        reports / "sklearn" / "metrics.json",
         built / "raw/mnist.npz",
         built / "model.keras",
         reports / "values.json",
         params={"prepare": {"train_size": 60, "test_size": 30}, "render": shipped["render"]},
+        sklearn_settings=shipped["sklearn"],
         instructor_only=[],
     )
     out = reports / "index.html"
@@ -173,7 +182,25 @@ def test_the_variations_are_compared_with_the_lesson(built_reports):
     assert rows == [
         ("lesson", "nothing: the lesson&#39;s settings", "80.00%"),
         ("cnn", "model.kind=cnn", "90.00%"),
+        (
+            "sklearn",
+            "another model: scikit-learn&#39;s LogisticRegression; tested on another split: "
+            "14,000 random images of 70,000, not MNIST&#39;s test images",
+            "95.00%",
+        ),
     ]
+    said = " ".join(re.sub(r"<[^>]+>", "", section).split())
+    assert (
+        "It was tested on another split: 14,000 images picked at random from 70,000, not the "
+        "30 test images above. Its score is measured on other images, so it is not ranked with "
+        "the others." in said
+    )
+    # It scored highest here, on its own split, and still is not the best model.
+    found = json.loads((built_reports / "reports/values.json").read_text())
+    assert found["models"] == ["lesson", "cnn"]
+    assert found["best"] == {"name": "cnn", "names": ["cnn"], "accuracy": 0.9}
+    assert found["sklearn"]["train_share"] == 0.8
+    assert found["sklearn"]["iterations"] == 261
 
 
 def test_setting_values_are_escaped(built_reports):

@@ -47,6 +47,8 @@ def expected_answers(project: Path) -> dict[str, set[str]]:
     matrix = pd.read_csv(reports / "confusion_matrix.csv").drop(columns="true").to_numpy()
     wrong = matrix.sum(axis=1) - np.diag(matrix)
     table = pd.read_csv(reports / "comparison/variants.csv")
+    # The scikit-learn model, tested on another split, is not in the race.
+    table = table[table["tested_on"] == "MNIST's test images"]
     best = table.loc[table["test_accuracy"] == table["test_accuracy"].max(), "variant"]
     return {
         "test-accuracy": pytest.approx(metrics["accuracy"] * 100, abs=1e-6),

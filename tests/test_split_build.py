@@ -3,7 +3,8 @@
 Git clones of one commit stand for the machines, and moto's S3-compatible server on 127.0.0.1
 for the DVC remote they share (as in tests/test_remote.py). The commit is the shared small
 build of the lesson (2,000 training and 500 test images, one epoch) with two small variations
-added and the remote configured. Clone A builds the lesson's unit and `small`, clone B `tiny`
+added and the remote configured. Clone A builds the lesson's unit, `sklearn` (the
+logistic-regression lesson's model) and `small`, clone B `tiny`
 (its first push fails, then it pushes again), both at once; the assembling clone C runs `dvc
 repro --pull`, trains nothing, runs only the stages in no unit (compare and the course after
 it), and ends with the dvc.lock that one machine builds from the same commit. That machine is the
@@ -111,13 +112,19 @@ def machines(origin, tmp_path_factory):
     # The workers, and the single machine the assembled build is compared with, at once.
     with ThreadPoolExecutor(3) as pool:
         lesson_then_small = pool.submit(
-            lambda: [timed([*UNITS, "run", name, "--push"], a) for name in ("lesson", "small")]
+            lambda: [
+                timed([*UNITS, "run", name, "--push"], a) for name in ("lesson", "sklearn", "small")
+            ]
         )
         failed = pool.submit(
             timed, [*UNITS, "run", "tiny", "--push"], b, {"AWS_MAX_ATTEMPTS": "1"}, False
         )
         reference = pool.submit(timed, ["dvc", "repro"], origin)
-        steps["A: run lesson --push"], steps["A: run small --push"] = lesson_then_small.result()
+        (
+            steps["A: run lesson --push"],
+            steps["A: run sklearn --push"],
+            steps["A: run small --push"],
+        ) = lesson_then_small.result()
         steps["B: run tiny --push (push fails)"] = failed.result()
         steps["origin: dvc repro (one machine)"] = reference.result()
     steps["C2: assemble (refused)"] = timed([*UNITS, "assemble"], c2, check=False)
@@ -135,29 +142,33 @@ def machines(origin, tmp_path_factory):
 
 def test_the_units_are_the_lesson_and_each_variation_dvc_resolves(origin, tmp_path):
     project = clone(origin, tmp_path / "clone")
-    assert run([*UNITS, "list", "--json"], project).stdout == '["lesson", "small", "tiny"]\n'
+    listed = run([*UNITS, "list", "--json"], project).stdout
+    assert listed == '["lesson", "sklearn", "small", "tiny"]\n'
     assert run([*UNITS, "list"], project).stdout.splitlines()[:-1] == [
-        "lesson  download prepare train evaluate render",
-        "small   download prepare variant_settings@small variant_train@small "
+        "lesson   download prepare train evaluate render",
+        "sklearn  download sklearn",
+        "small    download prepare variant_settings@small variant_train@small "
         "variant_evaluate@small",
-        "tiny    download prepare variant_settings@tiny variant_train@tiny variant_evaluate@tiny",
+        "tiny     download prepare variant_settings@tiny variant_train@tiny variant_evaluate@tiny",
     ]
     # Every other stage of the pipeline: the comparison and the course built after it.
     assembled = assembled_stages(project)
     assert assembled == BUILT_AFTER_MODELS, assembled
     assert not [stage for stage in assembled if stage in LESSON_UNIT or "@" in stage]
+    assert "sklearn" not in assembled
 
     set_variants(project, VARIANTS | {"wide": {"model": {"hidden_units": [256]}}})
     listed = run([*UNITS, "list", "--json"], project).stdout
-    assert listed == '["lesson", "small", "tiny", "wide"]\n'
+    assert listed == '["lesson", "sklearn", "small", "tiny", "wide"]\n'
     set_variants(project, {})
-    assert run([*UNITS, "list", "--json"], project).stdout == '["lesson"]\n'
+    assert run([*UNITS, "list", "--json"], project).stdout == '["lesson", "sklearn"]\n'
 
 
 def test_each_worker_builds_its_units_and_pushes_them(machines):
     steps = machines.steps
     assert steps["A: run lesson --push"].ran == LESSON_UNIT
-    # Download and prepare are A's already, from the lesson's unit.
+    # Download (and prepare) are A's already, from the lesson's unit.
+    assert steps["A: run sklearn --push"].ran == ["sklearn"]
     assert steps["A: run small --push"].ran == [
         "variant_settings@small",
         "variant_train@small",
@@ -171,7 +182,12 @@ def test_each_worker_builds_its_units_and_pushes_them(machines):
         "variant_settings@tiny",
         "variant_train@tiny",
     ]
-    for name in ("A: run lesson --push", "A: run small --push", "B: run tiny --push (again)"):
+    for name in (
+        "A: run lesson --push",
+        "A: run sklearn --push",
+        "A: run small --push",
+        "B: run tiny --push (again)",
+    ):
         assert "files pushed" in steps[name].result.stdout
     # B's second run builds nothing: the unit is built there, only its push was missing.
     assert steps["B: run tiny --push (again)"].ran == []
@@ -202,7 +218,7 @@ def test_the_assembler_trains_nothing_and_its_dvc_lock_is_one_machines(machines)
     # depend on each other changes from run to run.
     assembled = machines.steps["C: dvc repro --pull"].ran
     assert sorted(assembled) == sorted(machines.assembled)
-    assert "train" not in assembled
+    assert "train" not in assembled and "sklearn" not in assembled
     assert not [stage for stage in assembled if stage.startswith("variant_train@")]
     one_machine = machines.steps["origin: dvc repro (one machine)"].ran
     assert "variant_train@small" in one_machine
@@ -226,12 +242,14 @@ def test_an_unknown_unit_ends_in_one_line_listing_the_known_ones(origin, tmp_pat
     project = clone(origin, tmp_path / "clone")
     result = run([*UNITS, "run", "cnn", "--push"], project, check=False)
     assert result.returncode == 1
-    assert result.stderr == "error: unknown unit 'cnn'; known units: lesson, small, tiny\n"
+    assert result.stderr == "error: unknown unit 'cnn'; known units: lesson, sklearn, small, tiny\n"
     assert result.stdout == ""
     # As `make unit` runs it without NAME=.
     result = run([*UNITS, "run", "--pull", "--push"], project, check=False)
     assert result.returncode == 1
-    assert result.stderr == "error: name the unit to run; known units: lesson, small, tiny\n"
+    assert result.stderr == (
+        "error: name the unit to run; known units: lesson, sklearn, small, tiny\n"
+    )
 
 
 def test_a_change_not_committed_is_refused_before_building(origin, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from digits import repeatable, summary
+from digits import repeatable, scores, summary
 from digits.model import build_model, make_optimizer
 from pipeline import artifacts, cli
 from stages import evaluate, prepare, render, train, values
@@ -276,17 +276,17 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
-    matrix = evaluate.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), classes=3)
+    matrix = scores.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), classes=3)
     np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 1, 0]])
 
 
 def test_per_class_scores_match_their_definitions():
     matrix = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0]])
-    scores = evaluate.per_class_scores(matrix)
-    np.testing.assert_allclose(scores["precision"], [1.0, 1 / 3, 0.0])
-    np.testing.assert_allclose(scores["recall"], [0.5, 1.0, 0.0])
-    np.testing.assert_allclose(scores["f1"], [2 / 3, 0.5, 0.0])
-    assert list(scores["support"]) == [2, 1, 1]
+    found = scores.per_class_scores(matrix)
+    np.testing.assert_allclose(found["precision"], [1.0, 1 / 3, 0.0])
+    np.testing.assert_allclose(found["recall"], [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(found["f1"], [2 / 3, 0.5, 0.0])
+    assert list(found["support"]) == [2, 1, 1]
 
 
 def test_the_hardest_digit_is_one_with_test_images_in_a_small_test_set():
@@ -295,17 +295,17 @@ def test_the_hardest_digit_is_one_with_test_images_in_a_small_test_set():
     true = np.array([7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6, 9, 0, 1, 5, 9, 7, 3, 4])
     predicted = true.copy()
     predicted[8] = 6  # One of the two 5s is read as a 6: the 5's recall is 50%.
-    matrix = evaluate.confusion_matrix(true, predicted)
-    per_class = evaluate.per_class_scores(matrix)
+    matrix = scores.confusion_matrix(true, predicted)
+    per_class = scores.per_class_scores(matrix)
     assert per_class.loc[8, "support"] == 0 and per_class.loc[8, "recall"] == 0
     found = values.confusion_values(matrix, per_class, summary.most_confused(matrix, top=5))
     assert found["hardest_digit"] == {"digit": 5, "recall": 0.5}
     assert found["easiest_digit"] == {"digit": 0, "recall": 1.0}
     assert [row["digit"] for row in found["per_digit"]] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
     assert found["most_confused_digit"] == {"digit": 5, "digits": [5], "count": 1}
-    perfect = evaluate.confusion_matrix(true, true)
+    perfect = scores.confusion_matrix(true, true)
     found = values.confusion_values(
-        perfect, evaluate.per_class_scores(perfect), summary.most_confused(perfect, top=5)
+        perfect, scores.per_class_scores(perfect), summary.most_confused(perfect, top=5)
     )
     assert 8 not in found["most_confused_digit"]["digits"]  # A tie at 0 mistakes.
     assert found["hardest_digit"] == {"digit": 0, "recall": 1.0}
@@ -317,7 +317,7 @@ def test_the_hardest_digit_is_one_with_test_images_in_a_small_test_set():
 
 def test_predictions_table_takes_the_most_probable_digit():
     probabilities = np.array([[0.1, 0.9], [0.7, 0.3]], dtype=np.float32)
-    table = evaluate.predictions_table(np.array([1, 1]), probabilities)
+    table = scores.predictions_table(np.array([1, 1]), probabilities)
     assert list(table.columns) == ["index", "true", "predicted", "confidence"]
     assert list(table["predicted"]) == [1, 0]
     np.testing.assert_allclose(table["confidence"], [0.9, 0.7])

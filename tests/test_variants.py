@@ -46,7 +46,7 @@ def restore(project) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, variants_build):
     project, built = variants_build
-    lesson = ["download", "prepare", "train", "evaluate", "render"]
+    lesson = ["download", "prepare", "train", "evaluate", "render", "sklearn"]
     assert set(built) == {*lesson, *variant_stages(*NAMES), *BUILT_AFTER_MODELS}
     assert built.index("compare") > max(built.index(s) for s in variant_stages(*NAMES))
     return copy_build(project, tmp_path_factory.mktemp("variants") / "project")
@@ -70,11 +70,17 @@ def test_the_defaults_are_the_lessons_baseline_assignment_and_what_next():
 
 def test_the_comparison_table_lists_the_lesson_then_each_variant(project):
     table = pd.read_csv(project / "reports/comparison/variants.csv")
-    assert list(table["variant"]) == ["lesson", *NAMES]
+    # The scikit-learn model last, saying it was tested on another split, with no epochs.
+    assert list(table["variant"]) == ["lesson", *NAMES, "sklearn"]
+    assert list(table["tested_on"][:4]) == ["MNIST's test images"] * 4
+    assert table["tested_on"][4] == (
+        "another split: 500 random images of 2,500, not MNIST's test images"
+    )
+    assert table["test_images"][4] == 500 and pd.isna(table["epochs"][4])
     assert list(table["changes"][:2]) == ["nothing: the lesson's settings", "model.hidden_units=[]"]
     assert table["changes"][3] == "model.hidden_units=[128]; model.kind=cnn; train.epochs=3"
     # Epochs run: the lesson's one (set by the small project), the variants' own.
-    assert list(table["epochs"]) == [1, 1, 10, 3]
+    assert list(table["epochs"][:4]) == [1, 1, 10, 3]
     # Weights: 784 x 10 + 10 for logistic regression; the lesson's 784 x 128 + 128 + 1,290.
     assert list(table["weights"][:2]) == [101_770, 7_850]
     for name in NAMES:
@@ -90,7 +96,7 @@ def test_the_comparison_table_lists_the_lesson_then_each_variant(project):
 def test_dvc_metrics_and_plots_read_each_variant(project):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
-    assert set(files) == {"reports/metrics.json"} | {
+    assert set(files) == {"reports/metrics.json", "reports/sklearn/metrics.json"} | {
         f"reports/variants/{name}/metrics.json" for name in NAMES
     }
     plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
@@ -101,8 +107,9 @@ def test_the_page_shows_the_variations(project):
     page = (project / "reports/lessons/digit-predictor/index.html").read_text()
     section = page[page.index('<section class="built-in" id="variations"') :]
     section = section[: section.index("</section>")]
-    for name in ["lesson", *NAMES]:
+    for name in ["lesson", *NAMES, "sklearn"]:
         assert f"<tr><td>{name}</td>" in section
+    assert "tested on another split" in section
 
 
 def test_a_variants_own_setting_reruns_only_that_variant_then_compare_and_page(project):
@@ -145,7 +152,7 @@ def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
     set_variants(project, {**DEFAULT_VARIANTS, "wide": {"model": {"hidden_units": [256]}}})
     assert repro(project) == variant_stages("wide") | set(COURSE_STAGES)
     table = pd.read_csv(project / "reports/comparison/variants.csv")
-    assert list(table["variant"]) == ["lesson", *NAMES, "wide"]
+    assert list(table["variant"]) == ["lesson", *NAMES, "wide", "sklearn"]
 
     assert (project / "models/variants/wide/model.keras").is_file()
 

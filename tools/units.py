@@ -3,6 +3,8 @@
 A unit is a set of stages that one machine (a worker) builds and pushes to the DVC remote:
 
 - `lesson`: what `dvc repro render` builds (download, prepare, train, evaluate, render);
+- `sklearn`: what `dvc repro sklearn` builds (download, then the logistic-regression lesson's
+  scikit-learn model), when dvc.yaml has that stage;
 - one unit per variation in params.yaml, named as the variation: what
   `dvc repro variant_evaluate@<name>` builds (download and prepare, then its own three stages).
 
@@ -49,6 +51,9 @@ LESSON = "lesson"
 # The stage whose upstream stages, with itself, make a unit: the lesson's last stage, and each
 # variation's (a `foreach` group in dvc.yaml, expanded by DVC as `variant_evaluate@<name>`).
 LESSON_TARGET = "render"
+# The logistic-regression lesson's model: a unit of its own, named as its stage, so that a
+# worker fits it and the assembling machine does not.
+SKLEARN = "sklearn"
 VARIATION_GROUP = "variant_evaluate"
 LOCK_FILE = "dvc.lock"
 DOCS = "docs/several-machines.md"
@@ -113,13 +118,16 @@ def plan(root: Path) -> Plan:
     if LESSON_TARGET not in by_name:
         raise UnitsError(f"dvc.yaml has no stage {LESSON_TARGET!r}, the lesson's last stage")
     targets = {LESSON: LESSON_TARGET}
+    if SKLEARN in by_name:
+        targets[SKLEARN] = SKLEARN
     for name in by_name:
         group, _, key = name.partition("@")
         if group == VARIATION_GROUP and key:
-            if key == LESSON:
+            if key in targets:
+                owner = "the lesson's stages" if key == LESSON else f"the stage {key}"
                 raise UnitsError(
-                    f"params.yaml: a variation named {LESSON!r} would share its unit's name "
-                    "with the lesson's stages; rename the variation"
+                    f"params.yaml: a variation named {key!r} would share its unit's name "
+                    f"with {owner}; rename the variation"
                 )
             targets[key] = name
     # DVC's graph points from a stage to the stages it depends on: the target's descendants
