@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import checks
 from tests.helpers import (
     LESSON_STAGES,
     VALUES_ON,
@@ -400,6 +401,11 @@ def main() -> None:
     print("\n| stage | wall time | peak memory |\n| --- | --- | --- |")
     for stage, run in stage_runs.items():
         print(f"| {stage} | {run.seconds:.1f} s | {run.peak_bytes / GIB:.2f} GiB |")
+
+    # What the suite once asserted on a full-size build (issue 32): bench/checks.py.
+    with tempfile.TemporaryDirectory(prefix="digit-checks-") as folder:
+        if failed := checks.report(Path(folder)):
+            raise SystemExit(f"bench: {failed} full-size check(s) failed")
 
 
 if __name__ == "__main__":

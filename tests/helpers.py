@@ -202,6 +202,25 @@ def build_and_commit(project: Path) -> str:
     return output
 
 
+def changed_stages(project: Path) -> set[str]:
+    """The stages `dvc status --json` lists: those whose code, data or params changed."""
+    return set(json.loads(run(["dvc", "status", "--json"], project).stdout))
+
+
+def would_rerun(project: Path) -> list[str]:
+    """What `dvc repro` would run now, in its order, found without running it: the stages
+    `dvc status` lists and every stage downstream of one in DVC's graph (as `make repro`'s
+    scheduler finds them, tools/schedule.py). It takes each stage that reruns to change what
+    the next ones read, as a new model or a new setting does; where a stage may rerun with
+    the same bytes (prepare's training images when only the test size changes), run that
+    stage first, for real, so that `dvc status` sees the bytes. Retraining to see what
+    reruns took minutes of the suite (issue 32); one test retrains and restores from the
+    run-cache for real (tests/test_pipeline.py)."""
+    from tools import schedule
+
+    return schedule.to_run(schedule.read_pipeline(project), changed_stages(project))
+
+
 def stages_run(output: str) -> list[str]:
     """The stages `dvc repro` says it ran, in order."""
     return [

@@ -8,10 +8,12 @@ logistic-regression lesson's model) and `small`, clone B `tiny`
 (its first push fails, then it pushes again), both at once; the assembling clone C runs `dvc
 repro --pull`, trains nothing, runs only the stages in no unit (compare and the course after
 it), and ends with the dvc.lock that one machine builds from the same commit. That machine is the
-origin repository itself, building the commit with plain `dvc repro` while the workers build:
-it holds the shared build's cache, so it trains the variations, and its lesson's stages are
-the shared build's, which clone A built again and `tools.units` checked against the committed
-dvc.lock.
+origin repository itself, building the commit with plain `dvc repro` once, in the fixture that
+makes the commit, before any worker starts (issue 32: built beside the workers, it took a core
+from them on a 2-core machine): it holds the shared build's cache, so it trains the
+variations, and its lesson's stages are the shared build's, which clone A built again and
+`tools.units` checked against the committed dvc.lock. The clones take the commit, not the
+origin's working tree, so they see none of this build.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ NO_AWS = {
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, lesson_build, s3_endpoint) -> Path:
+def built_origin(tmp_path_factory, lesson_build, s3_endpoint) -> SimpleNamespace:
     """The commit every machine builds: the shared small build with two variations, the tool
-    and the S3 remote as its default (credentials stay in each clone's config.local)."""
+    and the S3 remote as its default (credentials stay in each clone's config.local); and one
+    machine's `dvc repro` of it, in the same folder (`path`), with what that build ran
+    (`built`)."""
     project = copy_build(lesson_build[0], tmp_path_factory.mktemp("split") / "origin")
     set_variants(project, VARIANTS)
     (project / "tools").mkdir()
@@ -66,7 +70,14 @@ def origin(tmp_path_factory, lesson_build, s3_endpoint) -> Path:
     run(["dvc", "remote", "modify", "shared", "endpointurl", s3_endpoint], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "Two variations, built on several machines"], project)
-    return project
+    # One machine's build of the commit, left uncommitted: the reference for the assembler.
+    built = timed(["dvc", "repro"], project)
+    return SimpleNamespace(path=project, built=built)
+
+
+@pytest.fixture(scope="module")
+def origin(built_origin) -> Path:
+    return built_origin.path
 
 
 def clone(origin: Path, dest: Path) -> Path:
@@ -99,7 +110,7 @@ def assembled_stages(project: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def machines(origin, tmp_path_factory):
+def machines(built_origin, origin, tmp_path_factory):
     """Every machine's part, in order; each step's result and time (printed with -s)."""
     base = tmp_path_factory.mktemp("machines")
     a, b, c, c2, e = (clone(origin, base / name) for name in ("a", "b", "c", "c2", "e"))
@@ -108,9 +119,9 @@ def machines(origin, tmp_path_factory):
     dead = f"http://127.0.0.1:{free_port()}"
     run(["dvc", "remote", "modify", "--local", "shared", "endpointurl", dead], b)
 
-    steps = {}
-    # The workers, and the single machine the assembled build is compared with, at once.
-    with ThreadPoolExecutor(3) as pool:
+    steps = {"origin: dvc repro (one machine)": built_origin.built}
+    # The two workers at once.
+    with ThreadPoolExecutor(2) as pool:
         lesson_then_small = pool.submit(
             lambda: [
                 timed([*UNITS, "run", name, "--push"], a) for name in ("lesson", "sklearn", "small")
@@ -119,14 +130,12 @@ def machines(origin, tmp_path_factory):
         failed = pool.submit(
             timed, [*UNITS, "run", "tiny", "--push"], b, {"AWS_MAX_ATTEMPTS": "1"}, False
         )
-        reference = pool.submit(timed, ["dvc", "repro"], origin)
         (
             steps["A: run lesson --push"],
             steps["A: run sklearn --push"],
             steps["A: run small --push"],
         ) = lesson_then_small.result()
         steps["B: run tiny --push (push fails)"] = failed.result()
-        steps["origin: dvc repro (one machine)"] = reference.result()
     steps["C2: assemble (refused)"] = timed([*UNITS, "assemble"], c2, check=False)
     run(["dvc", "remote", "modify", "--local", "--unset", "shared", "endpointurl"], b)
     steps["B: run tiny --push (again)"] = timed([*UNITS, "run", "tiny", "--push"], b)
