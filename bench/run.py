@@ -295,7 +295,9 @@ def main() -> None:
         print("bench: the student notebook at full size", flush=True)
         started = time.perf_counter()
         ran = execute_notebook(
-            project / "reports/lessons/digit-predictor/digit-predictor.ipynb", project / "data/raw/mnist.npz", Path(folder)
+            project / "reports/lessons/digit-predictor/digit-predictor.ipynb",
+            project / "data/raw/mnist.npz",
+            Path(folder),
         )
         notebook_seconds = time.perf_counter() - started
         found = re.findall(r"test accuracy: ([\d.]+)%", printed(ran.cells))

@@ -217,7 +217,16 @@ def test_every_stage_and_variation_is_checked():
     assert shipped  # So that the foreach stages below are really there to check.
     for name in shipped:
         assert {f"variant_{step}@{name}" for step in ("settings", "train", "evaluate")} <= names
-    assert {"download", "prepare", "train", "evaluate", "render", "sklearn", "compare", "home"} <= names
+    assert {
+        "download",
+        "prepare",
+        "train",
+        "evaluate",
+        "render",
+        "sklearn",
+        "compare",
+        "home",
+    } <= names
     lessons = yaml.safe_load((ROOT / "course/course.yaml").read_text())["lessons"]
     assert len(lessons) >= 2  # So that the lessons' foreach stages are there to check.
     for name in lessons:
