@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # templates, scripts and styles.
 CODE = ["stages", "pipeline", "digits", "courseware", "templates"]
 PROJECT_FILES = [
+    # The project's own: Python's compiled modules, which the stages and the scheduler write
+    # as they run, stay out of a copy's commits as out of the project's.
+    ".gitignore",
     "dvc.yaml",
     "params.yaml",
     "requirements.lock",

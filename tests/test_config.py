@@ -17,9 +17,9 @@ import yaml
 from digits import training
 from pipeline import config
 from stages import compare, download, prepare, render, variants
-from tests.helpers import ROOT, VALUES_ON
+from tests.helpers import LESSON_STAGES, ROOT
 
-STAGES = ["download", "prepare", "train", "evaluate", "render", "sklearn", *VALUES_ON]
+STAGES = LESSON_STAGES
 VARIANT_STAGES = ["variant_settings@cnn", "variant_train@cnn", "variant_evaluate@cnn", "compare"]
 # The rules of every stage module, by the section they check.
 RULES = {

@@ -214,25 +214,6 @@ def test_a_new_setting_changes_the_lessons_numbers_and_figures(lesson_only):
         run(["dvc", "checkout"], lesson_only)
 
 
-def test_the_readmes_example_lesson_builds(lesson_only, tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    example = re.search(r"^````md\n(.*?)^````$", readme, flags=re.M | re.S)
-    assert example, "the README shows no example lesson"
-    project = copy_build(lesson_only, tmp_path / "project")
-    (project / "course/digit-predictor/lesson.md").write_text(example.group(1))
-    assert stages_run(run(["dvc", "repro"], project).stdout) == course_rebuilt("digit-predictor")
-    metrics = json.loads((project / "reports/values.json").read_text())["metrics"]["test"]
-    text = page_text(project)
-    assert (
-        f"Our network read {metrics['right']:,} of {metrics['images']:,} test digits right: "
-        f"{metrics['accuracy']:.2%}." in text
-    )
-    assert text.count("Blue is right, red is wrong.") == 1
-    # The page's own sections the example does not place follow it.
-    assert text.index("Reading handwritten digits") < text.index("This build's score")
-
-
-@pytest.mark.parametrize("width", [1280, 375])
 def test_the_page_shows_the_lesson_and_its_figures_readably_with_no_request_out(built, width):
     from playwright.sync_api import sync_playwright
 

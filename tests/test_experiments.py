@@ -90,7 +90,7 @@ def test_the_readmes_restore_after_an_experiment_brings_back_the_committed_build
     experiment changed, and this one trains nothing. A retraining restored from the
     run-cache: tests/test_pipeline.py."""
     project = copy_build(lesson_build[0], tmp_path / "project")
-    outputs = ["reports/figures/prediction_grid.png", "reports/index.html"]
+    outputs = ["reports/figures/prediction_grid.png", "reports/lessons/digit-predictor/index.html"]
     committed = {name: (project / name).read_bytes() for name in outputs}
     run(["dvc", "exp", "run", "-n", "grid3", "-S", "render.grid_size=3"], project)
     for name in outputs:

@@ -27,7 +27,7 @@ def test_make_repro_builds_with_the_scheduler_and_passes_jobs_on(jobs, command):
     one at a time, which is `dvc repro` itself (tests/test_schedule.py runs both)."""
     dry_run = make_dry_run("repro", env=jobs).splitlines()
     assert any(line.endswith(command) for line in dry_run), dry_run
-    assert dry_run[-1].startswith('echo "The course page: ')
+    assert dry_run[-1].startswith("echo \"The course's home page: ")
 
 
 @pytest.mark.parametrize("where", ["PATH", "pyenv"])

@@ -325,6 +325,7 @@ def quiz_page(tmp_path: Path, numbers: list[float]) -> Path:
             values={"metrics": {"test": {"accuracy": 0.9}}},
             parts=[lesson.Part(kind="build", name="quiz")],
             unplaced=[],
+            nav={"course": "", "home": "../../index.html", "previous": None, "next": None},
             title="Quiz",
             questions=questions,
             answers=audience.encode_answers(questions, salt),

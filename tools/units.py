@@ -350,6 +350,11 @@ class _Kept(logging.Handler):
         self.messages.append(_one_line(record.getMessage()))
 
 
+def _not_missing_cache(record: logging.LogRecord) -> bool:
+    """False for DVC's warning that outputs are on neither this machine nor the remote."""
+    return not str(record.getMessage()).startswith("Some of the cache files do not exist")
+
+
 def assemble(root: Path) -> None:
     """`dvc repro --pull`, refusing to run any stage of a unit: every one must come from the
     remote, and only the assembled stages (compare and the course after it) run here.
@@ -384,6 +389,13 @@ def assemble(root: Path) -> None:
     reproduce_log = logging.getLogger("dvc.repo.reproduce")
     reproduce_log.addHandler(failures)
     reproduce_log.propagate = False
+    # `--pull` looks on the remote for every stage's outputs, the assembled stages' too, which
+    # no worker pushes since they are built here (the course's home page is ready as soon as
+    # the data is): DVC's warning that they are missing says nothing, and a unit's missing
+    # outputs are named by the refusal above. DVC prints it through its console handlers.
+    console = logging.getLogger("dvc").handlers
+    for handler in console:
+        handler.addFilter(_not_missing_cache)
     try:
         with commands_guarded(may_run), Repo(str(root)) as repo:
             # A run that ends in an error takes back, on its way out, the .gitignore entries
@@ -399,6 +411,8 @@ def assemble(root: Path) -> None:
     except DvcException as error:
         failures.messages.append(_one_line(error))
     finally:
+        for handler in console:
+            handler.removeFilter(_not_missing_cache)
         reproduce_log.removeHandler(failures)
         reproduce_log.propagate = True
     if failures.messages and not refused:
