@@ -221,7 +221,7 @@ def test_a_failed_push_ends_in_one_line_and_the_assembler_names_the_missing_stag
         "run-cache), and this machine builds no unit; build and push with: "
         "python -m tools.units run tiny --push\n"
     )
-    assert refused.ran == []
+    assert set(refused.ran) <= {"home", "instructor_home"}  # They need no unit.
 
 
 def test_the_assembler_trains_nothing_and_its_dvc_lock_is_one_machines(machines):
