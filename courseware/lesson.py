@@ -609,11 +609,16 @@ def targets(
     return found.references()
 
 
-def course_links(contents: Mapping[str, Any], name: str) -> dict[str, tuple[str, str]]:
+def course_links(
+    contents: Mapping[str, Any], name: str, pages: str = ".."
+) -> dict[str, tuple[str, str]]:
     """The course's other lessons as a `{ref}` in lesson `name` links them: each lesson's
-    name -> (its title, its page relative to this lesson's, reports/lessons/<name>/)."""
+    name -> (its title, its page). `pages` is the folder of the lessons' pages as seen from
+    the file that links them: `..` from a page or a student's notebook, in
+    reports/lessons/<name>/, and `../../lessons` from the instructor's, in
+    reports/instructor/<name>/."""
     return {
-        item["name"]: (item["title"], f"../{item['name']}/index.html")
+        item["name"]: (item["title"], f"{pages}/{item['name']}/index.html")
         for item in contents["lessons"]
         if item["name"] != name
     }

@@ -319,7 +319,8 @@ def write_notebook(
     instructor = audience_name == "instructor"
     # A {ref} may link the course's other lessons, by their folder's name.
     contents = json.loads(Path(contents_path).read_text(encoding="utf-8"))
-    lessons = lesson.course_links(contents, Path(lesson_path).parent.name)
+    pages = "../../lessons" if instructor else ".."
+    lessons = lesson.course_links(contents, Path(lesson_path).parent.name, pages)
     made = notebook(
         lesson.read_course_text(lesson_path),
         lesson_path,

@@ -389,3 +389,13 @@ def test_a_ref_links_another_lesson_of_the_course_from_its_contents():
     assert '<p>See <a href="../b/index.html">B</a>.</p>' in html("See {ref}`b`.", **links)
     with pytest.raises(lesson.LessonError, match=r"unknown reference 'a' in \{ref\}; known: b$"):
         html("See {ref}`a`.", **links)
+
+
+def test_the_instructors_notebook_links_other_lessons_from_its_own_folder():
+    """The instructor's notebook lies in reports/instructor/<name>/, the lessons' pages in
+    reports/lessons/<name>/: its links climb two folders, a student's one."""
+    contents = {"title": "C", "lessons": [{"name": "a", "title": "A"}, {"name": "b", "title": "B"}]}
+    assert lesson.course_links(contents, "a", "../../lessons") == {
+        "b": ("B", "../../lessons/b/index.html")
+    }
+    assert lesson.course_links(contents, "a") == {"b": ("B", "../b/index.html")}

@@ -734,3 +734,18 @@ def test_the_comment_shows_the_epochs_and_the_metrics_old_new_and_their_differen
     lesson = next(row for row in rows if row[0] == "lesson")
     assert lesson[columns.index("epochs")] == "2"
     assert "[this run](https://x/run)" in text
+
+
+def test_the_site_of_a_lesson_since_renamed_is_cleared_but_nothing_else(tmp_path):
+    out = tmp_path / "_site"
+    for name in ("index.html", "lessons/old/index.html", "lessons/old/old.ipynb"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("x")
+    site.clear(out, {"index.html", "lessons/new/index.html", "lessons/new/new.ipynb"})
+    assert not out.exists()
+    (out / "lessons/old").mkdir(parents=True)
+    (out / "lessons/old/notes.txt").write_text("mine")
+    stranger = r"holds files make site did not write \(lessons/old/notes.txt\)"
+    with pytest.raises(site.SiteError, match=stranger):
+        site.clear(out, {"index.html"})
+    assert (out / "lessons/old/notes.txt").read_text() == "mine"

@@ -36,6 +36,9 @@ COURSE = Path("course/course.yaml")
 COLAB_BRANCH = "colab"
 # The page's own link to its embedded notebook, which the Colab link goes beside.
 NOTEBOOK_LINK = re.compile(r"<a\b[^>]*>Download this lesson as a notebook</a>")
+# What an earlier `make site` wrote for a lesson since renamed or removed from the course:
+# its folder, its page and its notebook, which this run may clear too.
+EARLIER_LESSON = re.compile(r"lessons|lessons/([a-z0-9][a-z0-9-]*)(/index\.html|/\1\.ipynb)?")
 # GitHub's owner/name: letters, digits, '-', '_' and '.'.
 REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
@@ -130,6 +133,7 @@ def clear(out: Path, ours: set[str]) -> None:
         path.relative_to(out).as_posix()
         for path in out.rglob("*")
         if path.relative_to(out).as_posix() not in ours | folders
+        and not EARLIER_LESSON.fullmatch(path.relative_to(out).as_posix())
     )
     if strangers:
         raise SiteError(
