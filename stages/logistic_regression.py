@@ -137,8 +137,12 @@ def logistic_regression(
         "max_iter": max_iter,
         "converged": converged,
     }
+    # Protocol 4, not 5: protocol 5 pickles each array with its order as a string ('C'),
+    # which pickle writes once or again depending on whether Python made it the same object
+    # as the model's key 'C', and Python 3.11 and 3.13 differ there (2 bytes, measured).
+    # Protocol 4 gives the same bytes on both (docs/reproducibility.md).
     with artifacts.atomic_file(model_path) as tmp:
-        tmp.write_bytes(pickle.dumps(model, protocol=5))
+        tmp.write_bytes(pickle.dumps(model, protocol=4))
     artifacts.write_csv(predictions_path, table)
     artifacts.write_csv(confusion_path, scores.confusion_table(matrix))
     artifacts.write_csv(per_class_path, per_class)
