@@ -214,6 +214,7 @@ def test_a_new_setting_changes_the_lessons_numbers_and_figures(lesson_only):
         run(["dvc", "checkout"], lesson_only)
 
 
+@pytest.mark.parametrize("width", [1280, 375])
 def test_the_page_shows_the_lesson_and_its_figures_readably_with_no_request_out(built, width):
     from playwright.sync_api import sync_playwright
 
