@@ -23,8 +23,10 @@ from filelock import FileLock
 from pipeline import artifacts
 from stages import download
 from tests.helpers import (
+    BROWSER_ARGS,
     ROOT,
     build_and_commit,
+    chromium,
     free_port,
     random_digits,
     small_project,
@@ -61,6 +63,17 @@ def run_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path],
         if not done.exists():
             done.write_text(json.dumps(make(folder)))
     return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium as `make browser` got it, started once for the module that asks for it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

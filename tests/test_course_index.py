@@ -18,10 +18,8 @@ from courseware import course
 from pipeline.cli import StageError
 from stages import home, page
 from tests.helpers import (
-    BROWSER_ARGS,
     LESSONS,
     ROOT,
-    chromium,
     copy_build,
     course_rebuilt,
     run,
@@ -380,16 +378,6 @@ def test_the_readmes_add_a_lesson_builds_a_lesson_on_the_home_page_and_in_the_li
     assert f"test digits right: {metrics['accuracy']:.2%}." in html.unescape(new_page)
     before = (built / f"reports/lessons/{LESSONS[-1]}/index.html").read_text(encoding="utf-8")
     assert f'rel="next" href="../{name}/index.html"' in before
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("width", [1280, 375])

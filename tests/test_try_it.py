@@ -18,7 +18,7 @@ from PIL import Image
 from digits import predict
 from pipeline import names
 from tests.conftest import DEFAULT_VARIANTS
-from tests.helpers import BROWSER_ARGS, ROOT, chromium
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -83,16 +83,6 @@ def digits(project, tmp_path_factory) -> list:
 def python_expected(project, digits) -> dict[str, dict[str, list[float]]]:
     """Each network's probabilities for each digit image, from digits.predict."""
     return {name: python_answers(project, model, digits) for name, model in MODELS.items()}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, project, width, **options):
