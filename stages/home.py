@@ -71,8 +71,10 @@ def home(
         offline_megabytes=round(Path(data).stat().st_size / 1e6) if data else None,
     )
     if data is not None and offline_data is not None:
-        Path(offline_data).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(data, offline_data)
+        # Copied whole or not at all, as every output is: a cut-off copy of the data is worse
+        # than none.
+        with artifacts.atomic_file(offline_data) as tmp:
+            shutil.copyfile(data, tmp)
     if contents_path is not None:
         contents = json.dumps(course.contents(listed, lessons), indent=2, ensure_ascii=False)
         artifacts.write_text(contents_path, contents + "\n")
