@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import base64
 import difflib
+import functools
 import math
 import re
 import struct
@@ -326,25 +327,14 @@ _OUTSIDE = {
 
 
 def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
-    jinja, name = environment(), str(path)
+    # Text without a brace holds no `{{ }}`, `{% %}` or `{# #}`, and Jinja would give it back
+    # unchanged (it rewrites only carriage returns, kept here for it): most of a quiz's texts
+    # are such, and compiling each as a template took most of a page's build (issue 32).
+    if "{" not in source and "\r" not in source:
+        return source
+    name = str(path)
     try:
-        tree = jinja.parse(source, name=name, filename=name)
-        for node in tree.find_all(tuple(_OUTSIDE)):
-            raise LessonError(
-                path,
-                node.lineno,
-                f"{{% {_OUTSIDE[type(node)]} %}} is not allowed: a lesson is filled from the "
-                "values file alone (values, {% if %} and {% for %})",
-            )
-        # A misspelt filter in a branch this build does not take is still a misspelling.
-        for node in tree.find_all(nodes.Filter):
-            if node.name not in jinja.filters:
-                raise LessonError(path, node.lineno, unknown_filter_message(node.name))
-        # Compiled with the file's name, so that the frames of Jinja's traceback name its
-        # lines (_template_line).
-        code = jinja.compile(tree, name=name, filename=name)
-        template = jinja.template_class.from_code(jinja, code, jinja.make_globals(None))
-        return template.render(ValueTree(values))
+        return _template(source, path).render(ValueTree(values))
     except (jinja2.TemplateSyntaxError, jinja2.TemplateRuntimeError) as error:
         line = getattr(error, "lineno", None) or _template_line(error, name)
         if misspelt_filter(error):
@@ -371,6 +361,32 @@ def _render(source: str, values: Mapping[str, Any], path: Path | str) -> str:
     except (TypeError, ValueError, ArithmeticError, LookupError) as error:
         line = _template_line(error, name)
         raise LessonError(path, line, f"a value cannot be shown so ({error})") from None
+
+
+# A stage fills the same texts more than once (the student's and the instructor's versions,
+# the leak search), and compiling one costs milliseconds; a template holds no values, so one
+# compiled text serves every fill of it.
+@functools.lru_cache(maxsize=512)
+def _template(source: str, path: Path | str) -> jinja2.Template:
+    """The text compiled as a lesson's template, once it is checked to bring in no other file
+    and to name only filters the build has."""
+    jinja, name = environment(), str(path)
+    tree = jinja.parse(source, name=name, filename=name)
+    for node in tree.find_all(tuple(_OUTSIDE)):
+        raise LessonError(
+            path,
+            node.lineno,
+            f"{{% {_OUTSIDE[type(node)]} %}} is not allowed: a lesson is filled from the "
+            "values file alone (values, {% if %} and {% for %})",
+        )
+    # A misspelt filter in a branch this build does not take is still a misspelling.
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in jinja.filters:
+            raise LessonError(path, node.lineno, unknown_filter_message(node.name))
+    # Compiled with the file's name, so that the frames of Jinja's traceback name its
+    # lines (_template_line).
+    code = jinja.compile(tree, name=name, filename=name)
+    return jinja.template_class.from_code(jinja, code, jinja.make_globals(None))
 
 
 def _template_line(error: BaseException, name: str) -> int | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from markdown_it import MarkdownIt
 
 from courseware import lesson
 from pipeline.cli import StageError
@@ -192,9 +193,12 @@ def answer(
     """Each question with its text rendered and its answer computed from `values`; optional
     questions the build cannot answer are left out, numbered on without them."""
     answered: list[Question] = []
+    # One Markdown parser for every text of the quiz: making one costs more than a question's
+    # rendering.
+    parser = lesson.markdown()
     for number, entry in enumerate(questions, start=1):
         try:
-            question = _answer(entry, values, path, number)
+            question = _answer(entry, values, path, number, parser)
         except NotComputable as why:
             if entry.get("optional", False):
                 continue
@@ -210,13 +214,12 @@ def answer(
 
 
 def _answer(
-    entry: Mapping[str, Any], values: Mapping[str, Any], path: Any, number: int
+    entry: Mapping[str, Any], values: Mapping[str, Any], path: Any, number: int, parser: MarkdownIt
 ) -> Question:
     def text(markdown_text: str, block: bool = True) -> str:
         return render(_fill(markdown_text, values, path, number), block)
 
     def render(filled: str, block: bool = True) -> str:
-        parser = lesson.markdown()
         return parser.render(filled) if block else parser.renderInline(filled)
 
     question = Question(
