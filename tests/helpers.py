@@ -5,6 +5,7 @@ No pytest here, so that bench/run.py can import it too; fixtures live in conftes
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -66,10 +67,19 @@ LESSON_STAGES = ["download", "prepare", "train", "evaluate", "render", "sklearn"
 LESSON_STAGES += BUILT_AFTER_MODELS
 
 
+@functools.lru_cache(maxsize=8)
+def _pipeline(path: Path, text: str) -> dict:
+    """dvc.yaml parsed, once for each text it has held: the odd-course-file tests ask for
+    stages some thousand times, and parsing the file each time took about half of their time
+    (issue 32). Keyed by the text too, so that a test that edits a copy's dvc.yaml reads the
+    edit; callers get their own copy of each entry (stage_entry goes through JSON)."""
+    return yaml.safe_load(text)
+
+
 def stage_entry(name: str, root: Path = ROOT) -> dict:
     """A stage of dvc.yaml with its `${paths.*}` filled in, and for a stage of a lesson or a
     variation (`<stage>@<name>`), its `${item}` or `${key}`: what DVC runs, read from the file."""
-    tree = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    tree = _pipeline(root / "dvc.yaml", (root / "dvc.yaml").read_text(encoding="utf-8"))
     paths = next(item["paths"] for item in tree["vars"] if isinstance(item, dict))
     stage, _, item = name.partition("@")
     entry = tree["stages"][stage]["do"] if item else tree["stages"][stage]
