@@ -73,8 +73,9 @@ class Run:
     output: str
 
 
-def measure(command: list[str], cwd: Path, **env_vars: str) -> Run:
-    """Wall time and peak resident memory of a command and every process it waited for."""
+def measure(command: list[str], cwd: Path, check: bool = True, **env_vars: str) -> Run:
+    """Wall time and peak resident memory of a command and every process it waited for; a
+    command that fails ends the benchmark, unless `check` is false."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.update(env_vars)
     started = time.perf_counter()
@@ -85,7 +86,7 @@ def measure(command: list[str], cwd: Path, **env_vars: str) -> Run:
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if check and process.returncode != 0:
         raise SystemExit(f"bench: {' '.join(command)} failed:\n{output[-3000:]}")
     # ru_maxrss covers the child and the largest of the descendants it waited for (KiB).
     return Run(seconds, usage.ru_maxrss * 1024, output)
@@ -315,11 +316,12 @@ def main() -> None:
         suites = []
         for number in range(1, rounds + 1):
             print(f"bench: make test, round {number}", flush=True)
-            suites.append(measure(["make", "test"], project))
+            # A failed test is reported with the suite's time, not the end of the benchmark.
+            suites.append(measure(["make", "test"], project, check=False))
             summary = suites[-1].output.strip().splitlines()[-1]
             print(f"bench: make test, round {number}: {suites[-1].seconds:.1f} s ({summary})")
         suite = suites[-1]
-        tests_passed = re.findall(r"(\d+) passed", suite.output)[-1]
+        tests_passed = suite.output.strip().splitlines()[-1].strip("= ")
 
     lesson_s = statistics.median(run.seconds for run in lesson_runs)
     forced_s = statistics.median(run.seconds for run in forced_runs)
@@ -352,7 +354,7 @@ def main() -> None:
          f"{forced_s:.1f} s = {forced_s / lesson_s:.2f}x the lesson", "", ""),
         ("of which TensorFlow's import, in train and in evaluate (the lesson: once)",
          f"2 x {import_s:.1f} s = {2 * import_s / lesson_s:.2f}x the lesson", "", ""),
-        (f"`make test` (the whole suite: {tests_passed} tests)",
+        (f"`make test` (the whole suite: {tests_passed})",
          f"{suite_s:.0f} s = {suite_s / lesson_s:.1f}x the lesson",
          f"<= {SUITE_TARGET:.1f}x", verdict(suite_s <= SUITE_TARGET * lesson_s)),
         ("no-op `dvc repro`", f"{noop_s:.2f} s = {noop_s / lesson_s:.3f}x the lesson",
