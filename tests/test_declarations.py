@@ -14,6 +14,7 @@ The same checks run on edited copies of dvc.yaml, which they must refuse.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import shlex
@@ -45,8 +46,15 @@ def module_file(dotted: str) -> str | None:
 def imports_of(path: str) -> set[str]:
     """The project's modules that the module at `path` (`stages/train.py`) imports itself,
     anywhere in the file, as paths."""
+    return set(_imports_in((ROOT / path).read_text(encoding="utf-8")))
+
+
+# Parsed once for each text a module holds: the checks of dvc.yaml ask for the graph once
+# per stage, and parsing every module each time took most of a check (issue 32).
+@functools.lru_cache(maxsize=256)
+def _imports_in(source: str) -> frozenset[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module:
             names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
         elif isinstance(node, ast.Import):
@@ -54,7 +62,7 @@ def imports_of(path: str) -> set[str]:
         else:
             continue
         found |= {module_file(name) for name in names} - {None}
-    return found
+    return frozenset(found)
 
 
 def import_graph() -> dict[str, set[str]]:
