@@ -31,6 +31,7 @@ from tests.helpers import (
     random_digits,
     small_project,
     stages_run,
+    stand_in_reports,
 )
 
 DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
@@ -87,6 +88,13 @@ def real_mnist(request: pytest.FixtureRequest, tmp_path_factory, worker_id) -> P
 
     run_once(tmp_path_factory, worker_id, "mnist", fetch)
     return path
+
+
+@pytest.fixture(scope="session")
+def reports_template(tmp_path_factory) -> Path:
+    """tests.helpers.stand_in_reports, made once per worker; tests/test_page.py's
+    `built_reports` copies it for each test."""
+    return stand_in_reports(tmp_path_factory.mktemp("reports_template"))
 
 
 @pytest.fixture

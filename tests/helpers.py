@@ -192,6 +192,87 @@ def small_project(
     return project
 
 
+def stand_in_reports(folder: Path) -> Path:
+    """What evaluate and render leave behind in `folder`, for 30 random test digits (60 for
+    training, in raw/mnist.npz), without training: stand-in metrics, predictions and
+    networks, the figures render draws from them, and a comparison with a CNN variation."""
+    import pandas as pd
+
+    from pipeline import artifacts
+    from stages import compare, evaluate, prepare
+
+    # The digits of tests/conftest.py's `tiny_mnist`, so that a test may ask for both.
+    rng = np.random.default_rng(0)
+    x_train, y_train = random_digits(rng, 60)
+    x_test, y_test = random_digits(rng, 30)
+    raw = folder / "raw" / "mnist.npz"
+    artifacts.write_npz(raw, {"x_train": x_train, "y_train": y_train, "x_test": x_test,
+                              "y_test": y_test})  # fmt: skip
+    test_set = folder / "test"
+    prepare.prepare(raw, folder / "train", test_set, train_size=60, test_size=30)
+    reports = folder / "reports"
+    reports.mkdir()
+    true = np.arange(30) % 10
+    predicted = np.where(np.arange(30) % 7 == 0, (true + 1) % 10, true)
+    pd.DataFrame(
+        {"index": range(30), "true": true, "predicted": predicted, "confidence": 0.9}
+    ).to_csv(reports / "predictions.csv", index=False)
+    matrix = np.zeros((10, 10), dtype=int)
+    np.add.at(matrix, (true, predicted), 1)
+    confusion = pd.DataFrame(matrix, columns=[str(d) for d in range(10)])
+    confusion.insert(0, "true", range(10))
+    confusion.to_csv(reports / "confusion.csv", index=False)
+    pd.DataFrame(
+        {"digit": range(10), "precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 3}
+    ).to_csv(reports / "per_class.csv", index=False)
+    pd.DataFrame({"epoch": [0, 1], "accuracy": [0.5, 0.7], "loss": [1.0, 0.6]}).to_csv(
+        reports / "history.csv", index=False
+    )
+    (reports / "metrics.json").write_text(
+        json.dumps(
+            {"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30, "weights": 7}}
+        )
+    )
+    render_reports(test_set, reports, misclassified=5)
+    cnn = reports / "variants" / "cnn"
+    cnn.mkdir(parents=True)
+    cnn_settings = {"model": {"kind": "cnn", "hidden_units": [128]}, "train": {"epochs": 1}}
+    (cnn / "settings.json").write_text(
+        json.dumps({"changes": {"model.kind": "cnn"}, **cnn_settings})
+    )
+    (cnn / "metrics.json").write_text(
+        json.dumps(
+            {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "images": 30, "weights": 99}}
+        )
+    )
+    pd.DataFrame({"epoch": [0], "accuracy": [0.9], "loss": [0.3]}).to_csv(
+        cnn / "history.csv", index=False
+    )
+    # A stand-in network for each model: the page embeds whatever evaluate exported.
+    network = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10,
+               "activation": "softmax", "kernel": evaluate.encode(np.zeros((784, 10))),
+               "bias": evaluate.encode(np.zeros(10))}]}  # fmt: skip
+    (reports / "network.json").write_text(json.dumps(network))
+    (cnn / "network.json").write_text(json.dumps(network))
+    # The scikit-learn model, scored higher on a split of its own: it is listed, not ranked.
+    scores = {"accuracy": 0.95, "loss": 0.2, "macro_f1": 0.95, "images": 14000, "weights": 7850}
+    sklearn = {"test": scores, "train": {"images": 56000}, "images": 70000, "test_size": 0.2,
+               "iterations": 261, "max_iter": 10000, "converged": True}  # fmt: skip
+    (reports / "sklearn").mkdir()
+    (reports / "sklearn" / "metrics.json").write_text(json.dumps(sklearn))
+    compare.compare(
+        reports / "metrics.json",
+        reports / "history.csv",
+        reports / "variants",
+        folder / "models" / "variants",
+        reports / "comparison",
+        reports / "sklearn" / "metrics.json",
+        names=["cnn"],
+    )
+    (folder / "model.keras").write_bytes(b"stand-in model")
+    return folder
+
+
 def copy_build(built: Path, dest: Path) -> Path:
     """A copy of a built project, its git history, DVC cache and run-cache included, for a
     test module to change as it likes: only what it changes is built again."""

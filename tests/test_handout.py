@@ -15,7 +15,6 @@ import unicodedata
 
 import pytest
 
-from tests.helpers import BROWSER_ARGS, chromium
 from tests.test_page import built_reports, make_page  # noqa: F401 (a fixture, used by name)
 
 MM = 72 / 25.4  # PDF points in a millimetre.
@@ -30,16 +29,6 @@ def plain(text: str) -> str:
 def page_url(built_reports):  # noqa: F811 (the fixture imported above)
     make_page(built_reports)
     return (built_reports / "reports/index.html").as_uri()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
-        yield launched
-        launched.close()
 
 
 def screen_only_sentences(view) -> list[str]:

@@ -5,84 +5,24 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from stages import compare, evaluate, page, prepare, values
-from tests.helpers import BROWSER_ARGS, ROOT, chromium, render_reports
+from stages import page, values
+from tests.helpers import BROWSER_ARGS, ROOT, chromium
 
 
 @pytest.fixture
-def built_reports(write_tiny_raw, tmp_path, rng):
-    """What evaluate and render leave behind, for 30 test digits, without training."""
-    test_set = tmp_path / "test"
-    prepare.prepare(write_tiny_raw, tmp_path / "train", test_set, train_size=60, test_size=30)
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    true = np.arange(30) % 10
-    predicted = np.where(np.arange(30) % 7 == 0, (true + 1) % 10, true)
-    pd.DataFrame(
-        {"index": range(30), "true": true, "predicted": predicted, "confidence": 0.9}
-    ).to_csv(reports / "predictions.csv", index=False)
-    matrix = np.zeros((10, 10), dtype=int)
-    np.add.at(matrix, (true, predicted), 1)
-    confusion = pd.DataFrame(matrix, columns=[str(d) for d in range(10)])
-    confusion.insert(0, "true", range(10))
-    confusion.to_csv(reports / "confusion.csv", index=False)
-    pd.DataFrame(
-        {"digit": range(10), "precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 3}
-    ).to_csv(reports / "per_class.csv", index=False)
-    pd.DataFrame({"epoch": [0, 1], "accuracy": [0.5, 0.7], "loss": [1.0, 0.6]}).to_csv(
-        reports / "history.csv", index=False
-    )
-    (reports / "metrics.json").write_text(
-        json.dumps(
-            {"test": {"accuracy": 0.8, "loss": 0.61, "macro_f1": 0.8, "images": 30, "weights": 7}}
-        )
-    )
-    render_reports(test_set, reports, misclassified=5)
-    cnn = reports / "variants" / "cnn"
-    cnn.mkdir(parents=True)
-    cnn_settings = {"model": {"kind": "cnn", "hidden_units": [128]}, "train": {"epochs": 1}}
-    (cnn / "settings.json").write_text(
-        json.dumps({"changes": {"model.kind": "cnn"}, **cnn_settings})
-    )
-    (cnn / "metrics.json").write_text(
-        json.dumps(
-            {"test": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.9, "images": 30, "weights": 99}}
-        )
-    )
-    pd.DataFrame({"epoch": [0], "accuracy": [0.9], "loss": [0.3]}).to_csv(
-        cnn / "history.csv", index=False
-    )
-    # A stand-in network for each model: the page embeds whatever evaluate exported.
-    network = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10,
-               "activation": "softmax", "kernel": evaluate.encode(np.zeros((784, 10))),
-               "bias": evaluate.encode(np.zeros(10))}]}  # fmt: skip
-    (reports / "network.json").write_text(json.dumps(network))
-    (cnn / "network.json").write_text(json.dumps(network))
-    # The scikit-learn model, scored higher on a split of its own: it is listed, not ranked.
-    scores = {"accuracy": 0.95, "loss": 0.2, "macro_f1": 0.95, "images": 14000, "weights": 7850}
-    sklearn = {"test": scores, "train": {"images": 56000}, "images": 70000, "test_size": 0.2,
-               "iterations": 261, "max_iter": 10000, "converged": True}  # fmt: skip
-    (reports / "sklearn").mkdir()
-    (reports / "sklearn" / "metrics.json").write_text(json.dumps(sklearn))
-    compare.compare(
-        reports / "metrics.json",
-        reports / "history.csv",
-        reports / "variants",
-        tmp_path / "models" / "variants",
-        reports / "comparison",
-        reports / "sklearn" / "metrics.json",
-        names=["cnn"],
-    )
-    (tmp_path / "model.keras").write_bytes(b"stand-in model")
+def built_reports(reports_template, tmp_path):
+    """What evaluate and render leave behind, for 30 test digits, without training
+    (tests/helpers.py's `stand_in_reports`): made once per session (tests/conftest.py) and
+    copied into the test's own folder, which it is, to change as the test likes."""
+    shutil.copytree(reports_template, tmp_path, symlinks=True, dirs_exist_ok=True)
     return tmp_path
 
 
