@@ -334,6 +334,8 @@ BROWSER_ARGS = [
 ]
 
 
+# Asked once per process: asking Playwright starts a Python of its own.
+@functools.cache
 def chromium() -> str:
     """The Chromium that `make browser` got: Playwright's own if it is installed, else the
     system's `chromium`. Nothing is installed here: a test that installed software would pass
