@@ -91,6 +91,45 @@ def stage_entry(name: str, root: Path = ROOT) -> dict:
     return json.loads(filled)
 
 
+def run_stage(stage: str) -> None:
+    """A stage of dvc.yaml run in-process in the current folder: its module's main() with the
+    command dvc.yaml gives it (`python -m stages.<name> ...`), as DVC would run it, without
+    DVC or a new Python."""
+    import importlib
+    import shlex
+
+    python, dash_m, module, *argv = shlex.split(stage_entry(stage)["cmd"])
+    assert (python, dash_m) == ("python", "-m")
+    importlib.import_module(module).main(argv)
+
+
+# Files this large (MNIST, the prepared images) are linked into a workspace, not copied.
+LINKED_SIZE = 2**20
+
+
+def workspace(built: Path, dest: Path) -> Path:
+    """The working files of a built project (a shared build or a copy of one), without its git
+    history and DVC cache: a folder in which a test changes what a stage reads (a report, a
+    setting, a lesson) and runs the stages that follow in-process (`run_stage`), instead of
+    retraining through `dvc repro`. Files of LINKED_SIZE or more are symbolic links to the
+    build's: the course stages only read them, and a stage that writes one replaces the link
+    (pipeline/artifacts.atomic_file), never the build's file."""
+
+    def copy(source: str, target: str) -> None:
+        if os.path.getsize(source) >= LINKED_SIZE:
+            os.symlink(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    shutil.copytree(
+        built,
+        dest,
+        ignore=shutil.ignore_patterns(".git", ".dvc", "__pycache__"),
+        copy_function=copy,
+    )
+    return dest
+
+
 def random_digits(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
     images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
     labels = (np.arange(count) % 10).astype(np.uint8)

@@ -11,7 +11,6 @@ in-process, with dvc.yaml's command), on a small build made without training
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import random
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from pipeline.cli import StageError
-from tests.helpers import CODE, PER_LESSON, ROOT, stage_entry
+from tests.helpers import CODE, PER_LESSON, ROOT, run_stage, stage_entry
 from tests.test_page import built_reports  # noqa: F401 (a fixture)
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
@@ -53,13 +52,6 @@ def readers(name: str) -> list[str]:
 
 
 COURSE_STAGES = list(dict.fromkeys(stage for name in COURSE for stage in readers(name)))
-
-
-def run_stage(stage: str) -> None:
-    """The stage's main() with dvc.yaml's command, in the current folder."""
-    python, dash_m, module, *argv = shlex.split(stage_entry(stage)["cmd"])
-    assert (python, dash_m) == ("python", "-m")
-    importlib.import_module(module).main(argv)
 
 
 def outputs() -> dict[str, str]:

@@ -15,19 +15,22 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
+import yaml
 
 from stages import notebooks
 from tests.helpers import (
     BROWSER_ARGS,
     chromium,
     copy_build,
-    course_rebuilt,
     execute_notebook,
     printed,
     run,
+    run_stage,
     set_params,
-    stages_run,
+    workspace,
+    would_rerun,
 )
 
 pytestmark = pytest.mark.slow
@@ -166,18 +169,51 @@ def test_the_key_notebook_runs_every_cell(built, tmp_path):
     )
 
 
-def test_the_notebooks_follow_the_lesson_and_the_settings(lesson_build, tmp_path):
-    project = copy_build(lesson_build[0], tmp_path / "project")
-    lesson = project / "course/digit-predictor/lesson.md"
+def test_a_new_setting_reruns_the_notebooks(built):
+    """What DVC reruns when a setting of the model changes, from `dvc status`, without
+    retraining (tests.helpers.would_rerun). What an edit of the lesson reruns is
+    tests/test_course.py::test_an_edit_of_the_lesson_reruns_only_what_renders_it, by a real
+    `dvc repro`."""
+    set_params(built, train__epochs=2)
+    try:
+        ran = would_rerun(built)
+        assert {"train", "values", "notebook@digit-predictor", "key_notebook@digit-predictor"} <= (
+            set(ran)
+        )
+    finally:
+        run(["git", "checkout", "params.yaml"], built)
+
+
+def test_the_notebooks_follow_the_lesson_and_the_settings(built, tmp_path, monkeypatch):
+    """The student's notebook takes the author's last word and the settings the model trained
+    with: the lesson is edited, and the record of a training of two epochs put in place of the
+    build's (reports/settings.json and history.csv, as train writes them), and values and the
+    notebook stage are run in-process (tests.helpers.run_stage), instead of retraining through
+    `dvc repro` as this test once did (32 s). That train records params.yaml's settings is
+    checked here on the real build; that a new setting reruns the notebooks, the test above."""
+    params = yaml.safe_load((built / "params.yaml").read_text())
+    trained_with = json.loads((built / "reports/settings.json").read_text())
+    assert (trained_with["model"], trained_with["train"]) == (params["model"], params["train"])
+    assert params["train"]["epochs"] == 1  # The small build's, not the shipped params' 5.
+    work = workspace(built, tmp_path / "work")
+    monkeypatch.chdir(work)
+    lesson = work / "course/digit-predictor/lesson.md"
     lesson.write_text(lesson.read_text() + "\nA last word from the author.\n")
-    ran = stages_run(run(["dvc", "repro"], project).stdout)
-    assert ran == course_rebuilt("digit-predictor")
-    assert "A last word from the author." in json.dumps(read(project, "lesson.ipynb").cells[-1])
-    set_params(project, train__epochs=2)
-    run(["dvc", "repro"], project)
-    source = "\n".join(c.source for c in code_cells(read(project, "lesson.ipynb")))
-    assert "EPOCHS = 2" in source
-    text = json.dumps([c.source for c in read(project, "lesson.ipynb").cells])
+    run_stage("notebook@digit-predictor")
+    assert "A last word from the author." in json.dumps(read(work, "lesson.ipynb").cells[-1])
+    source = "\n".join(c.source for c in code_cells(read(work, "lesson.ipynb")))
+    assert "EPOCHS = 1" in source
+    # Two epochs trained, as train would record them.
+    trained_with["train"]["epochs"] = 2
+    (work / "reports/settings.json").write_text(json.dumps(trained_with))
+    history = pd.read_csv(work / "reports/history.csv")
+    second = history.iloc[[-1]].assign(epoch=history["epoch"].iloc[-1] + 1)
+    pd.concat([history, second]).to_csv(work / "reports/history.csv", index=False)
+    run_stage("values")
+    run_stage("notebook@digit-predictor")
+    source = "\n".join(c.source for c in code_cells(read(work, "lesson.ipynb")))
+    assert "EPOCHS = 2" in source and "EPOCHS = 1" not in source
+    text = json.dumps([c.source for c in read(work, "lesson.ipynb").cells])
     assert "This build trained for 2 epochs" in text
 
 
@@ -213,22 +249,20 @@ def loading_cells(project: Path) -> nbformat.NotebookNode:
 def test_the_notebook_loads_mnist_from_a_checked_copy_beside_it_and_refuses_another(
     built, tmp_path
 ):
+    """The loading cells run in one kernel (one start, one import of Keras) in three folders
+    in turn: with no copy, with the course's copy, with a copy one pixel off. The cell that
+    loads MNIST defines load_mnist() and calls it, so each run of it reads the folder it runs
+    in afresh. Three kernels took 18 s."""
     import numpy as np
 
     notebook = loading_cells(built)
-    path = tmp_path / "lesson.ipynb"
-    nbformat.write(notebook, path)
+    load = notebook.cells[-1]
     # No copy and no internet: Keras's download is what fails.
     (tmp_path / "none").mkdir()
-    ran = execute_notebook(path, None, tmp_path / "none")
-    assert errors_of(ran.cells[-1]) == ["OSError"]
     # The course's copy: loaded and used.
     good = tmp_path / "good"
     good.mkdir()
     shutil.copy(built / "reports/mnist.npz", good / "mnist.npz")
-    ran = execute_notebook(path, None, good)
-    assert errors_of(ran.cells[-1]) == []
-    assert "training images: (2000, 28, 28)" in printed([ran.cells[-1]])
     # A file with one pixel changed: refused, naming the array.
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -236,6 +270,19 @@ def test_the_notebook_loads_mnist_from_a_checked_copy_beside_it_and_refuses_anot
         arrays = {name: data[name].copy() for name in data.files}
     arrays["x_test"][0, 0, 0] ^= 1
     np.savez(bad / "mnist.npz", **arrays)
-    ran = execute_notebook(path, None, bad)
-    assert errors_of(ran.cells[-1]) == ["ValueError"]
-    assert "mnist.npz is not MNIST (x_test differs)" in json.dumps(ran.cells[-1].outputs)
+    for folder in (good, bad):
+        notebook.cells += [
+            nbformat.v4.new_code_cell(f"import os\nos.chdir({str(folder)!r})"),
+            nbformat.v4.new_code_cell(load.source),
+        ]
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(notebook, path)
+    ran = execute_notebook(path, None, tmp_path / "none")
+    in_none, in_good, in_bad = (ran.cells[i] for i in (-5, -3, -1))
+    assert [in_none.source, in_good.source, in_bad.source] == [load.source] * 3
+    assert [errors_of(cell) for cell in ran.cells[:-5]] == [[]] * (len(ran.cells) - 5)
+    assert errors_of(in_none) == ["OSError"]
+    assert errors_of(in_good) == []
+    assert "training images: (2000, 28, 28)" in printed([in_good])
+    assert errors_of(in_bad) == ["ValueError"]
+    assert "mnist.npz is not MNIST (x_test differs)" in json.dumps(in_bad.outputs)
