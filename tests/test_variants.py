@@ -6,16 +6,19 @@ Runs in a copy of the session's small build with the default variants (tests/con
 epoch there). What a setting reruns is read from `dvc status` and DVC's graph
 (tests.helpers.would_rerun), after running for real the settings stages, which take no
 training and whose bytes decide which trainings follow (issue 32: the retrainings took a
-minute of the suite); adding a variation and reverting it builds for real.
+minute of the suite). Adding a variation runs its settings stage for real, and reverting
+it compare; compare itself runs in-process on the build's reports.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
+from stages import compare
 from tests.conftest import DEFAULT_VARIANTS
 from tests.helpers import (
     BUILT_AFTER_MODELS,
@@ -161,27 +164,75 @@ def test_a_new_lesson_width_leaves_the_cnn_as_it_is(project):
 
 
 def test_adding_a_variant_builds_only_it_and_reverting_trains_nothing(project):
+    """A new variation reruns its own three stages and the course after compare, and no other
+    stage: read from `dvc status` and DVC's graph (tests.helpers.would_rerun), as `make
+    repro`'s scheduler reads them, instead of training it (issue 32: 46 s of the suite). Its
+    settings stage then runs for real and writes the variation's folder; reverting
+    params.yaml runs compare alone, which deletes that folder (DVC leaves the outputs of a
+    stage gone from dvc.yaml where they are), and the comparison and the page keep their
+    bytes: nothing is trained, and `dvc status` is clean.
+
+    Moved: the comparison table with the added variation in params.yaml's order, and compare
+    deleting a removed variation's model folder as well as its reports, to
+    test_compare_lists_an_added_variation_and_deletes_a_removed_ones_folders below; a
+    variation's model written by its train stage, to this module's build (DVC fails a stage
+    that leaves a declared output unwritten); stages restored from the run-cache after a
+    revert, to tests/test_pipeline.py
+    (test_reverting_a_change_restores_the_results_from_the_run_cache).
+    """
     restore(project)
     shown = ("reports/comparison/variants.csv", "reports/lessons/digit-predictor/index.html")
     before = {name: (project / name).read_bytes() for name in shown}
     set_variants(project, {**DEFAULT_VARIANTS, "wide": {"model": {"hidden_units": [256]}}})
-    assert repro(project) == variant_stages("wide") | set(COURSE_STAGES)
-    table = pd.read_csv(project / "reports/comparison/variants.csv")
-    assert list(table["variant"]) == ["lesson", *NAMES, "wide", "sklearn"]
-
-    assert (project / "models/variants/wide/model.keras").is_file()
+    assert set(would_rerun(project)) == variant_stages("wide") | set(COURSE_STAGES)
+    ran = stages_run(
+        run(["dvc", "repro", "--single-item", "variant_settings@wide"], project).stdout
+    )
+    assert ran == ["variant_settings@wide"]
+    assert (project / "reports/variants/wide/settings.json").is_file()
 
     run(["git", "checkout", "params.yaml"], project)
     reverted = repro(project)
-    # DVC leaves the outputs of a stage gone from dvc.yaml where they are; compare, which
-    # runs again since params.yaml's variants changed, deletes wide's folders. The page then
-    # comes back from the run-cache. Nothing is trained.
-    assert "compare" in reverted and reverted <= set(COURSE_STAGES)
+    assert reverted == {"compare"}
     assert not (project / "reports/variants/wide").exists()
-    assert not (project / "models/variants/wide").exists()
     assert {name: (project / name).read_bytes() for name in before} == before
     status = run(["dvc", "status", "--json"], project).stdout
     assert json.loads(status) == {}, status
+
+
+def test_compare_lists_an_added_variation_and_deletes_a_removed_ones_folders(project, tmp_path):
+    """compare, run in-process on this build's reports with a variation `wide` added (its
+    folders a copy of logistic's): the table lists it in params.yaml's order, after the
+    defaults and before the scikit-learn model; run again without it, compare deletes its
+    reports and model folders and writes the build's own table again."""
+    reports, models = tmp_path / "reports", tmp_path / "models"
+    shutil.copytree(project / "reports/variants", reports)
+    shutil.copytree(project / "models/variants", models)
+    shutil.copytree(reports / "logistic", reports / "wide")
+    shutil.copytree(models / "logistic", models / "wide")
+
+    def compare_with(names: list[str]) -> pd.DataFrame:
+        compare.compare(
+            project / "reports/metrics.json",
+            project / "reports/history.csv",
+            reports,
+            models,
+            tmp_path / "comparison",
+            project / "reports/sklearn/metrics.json",
+            names=names,
+            hidden=["assignment"],
+        )
+        return pd.read_csv(tmp_path / "comparison/variants.csv")
+
+    table = compare_with([*NAMES, "wide"])
+    assert list(table["variant"]) == ["lesson", *NAMES, "wide", "sklearn"]
+    assert (models / "wide/model.keras").is_file()
+
+    compare_with(NAMES)
+    assert not (reports / "wide").exists() and not (models / "wide").exists()
+    assert sorted(path.name for path in models.iterdir() if path.is_dir()) == sorted(NAMES)
+    built = (project / "reports/comparison/variants.csv").read_bytes()
+    assert (tmp_path / "comparison/variants.csv").read_bytes() == built
 
 
 def test_a_bad_override_stops_that_variant_with_one_line(project):
