@@ -131,18 +131,19 @@ def variants_build(tmp_path_factory, worker_id, real_mnist) -> tuple[Path, list[
     )
 
 
-# The longest test files first (their seconds in one run here: 112, 79, 99, 76, 66, 43, 36,
-# 29; the rest 12 or less), so that pytest-xdist's workers, each taking a whole file at a time
-# (`make test` keeps this order), finish together. xdist hands each worker two files at the
-# start: the first two here build the two shared builds at once, one on each worker, and the
-# next two read the same build as the file before them on that worker.
+# The longest test files first (their seconds in one run here, 2026-12-07: 96, 105, 163, 85,
+# 76, 54, 35, 32, 32, 28, 28, 25, 24, 23, 17; the rest 14 or less), so that pytest-xdist's
+# workers, each taking a whole file at a time (`make test` keeps this order), finish together.
+# xdist hands each worker two files at the start: the first two build the two shared builds
+# at once, one on each worker, and the split build and the schedule tests, which read the
+# first one's build, come next.
 LONGEST_FIRST = ["test_pipeline.py", "test_variants.py", "test_split_build.py",
-                 "test_freshness.py", "test_schedule.py", "test_fail_closed.py",
-                 "test_course_files.py",
-                 "test_course.py", "test_notebooks.py", "test_quiz_page.py",
-                 "test_faults.py", "test_try_it.py", "test_end_to_end.py",
-                 "test_experiments.py", "test_publish.py", "test_remote.py",
-                 "test_stages.py"]  # fmt: skip
+                 "test_schedule.py", "test_faults.py", "test_experiments.py",
+                 "test_course_index.py", "test_remote.py", "test_course_files.py",
+                 "test_notebooks.py", "test_publish.py", "test_freshness.py",
+                 "test_quiz_page.py", "test_probe.py", "test_threads.py",
+                 "test_logistic_regression_lesson.py", "test_course.py",
+                 "test_declarations.py", "test_end_to_end.py"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
