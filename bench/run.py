@@ -184,6 +184,13 @@ def fresh_build(folder: Path, number: int, python: str, uv_cache: Path) -> Run:
     return run
 
 
+def suite_summary(output: str) -> str:
+    """pytest's last line, "671 passed, 1581 warnings in 530.19s", without its frame; make
+    prints its own lines after it."""
+    found = re.findall(r"^=* ?(\d+ (?:passed|failed).* in [\d.]+s.*?)(?: =+)?$", output, flags=re.M)
+    return found[-1] if found else "no summary line: see the output"
+
+
 def load() -> str:
     """The load average over 1, 5 and 15 minutes: how busy other processes kept the cores."""
     return ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -318,10 +325,10 @@ def main() -> None:
             print(f"bench: make test, round {number}", flush=True)
             # A failed test is reported with the suite's time, not the end of the benchmark.
             suites.append(measure(["make", "test"], project, check=False))
-            summary = suites[-1].output.strip().splitlines()[-1]
+            summary = suite_summary(suites[-1].output)
             print(f"bench: make test, round {number}: {suites[-1].seconds:.1f} s ({summary})")
         suite = suites[-1]
-        tests_passed = suite.output.strip().splitlines()[-1].strip("= ")
+        tests_passed = suite_summary(suite.output)
 
     lesson_s = statistics.median(run.seconds for run in lesson_runs)
     forced_s = statistics.median(run.seconds for run in forced_runs)
