@@ -98,7 +98,8 @@ def your_own_seven_is_read_as_7(build: Build) -> str:
 def a_forced_rebuild_gives_the_bytes_of_the_first_build(build: Build) -> str:
     """Every output, the model and the figures included, by the hashes dvc.lock records:
     the first build ran in other processes, before the checks above. (On the small build:
-    tests/test_schedule.py, whose two builds from nothing leave one dvc.lock.)"""
+    tests/test_schedule.py, whose parallel build from nothing leaves the dvc.lock of the shared
+    serial one.)"""
     first = (build.project / "dvc.lock").read_text()
     forced = run(["dvc", "repro", "--force"], build.project).stdout
     assert stages_run(forced) == LESSON_STAGES, stages_run(forced)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+import yaml
 
 from tests.helpers import ROOT, run, small_project, venv_env
 from tools import schedule
@@ -21,6 +22,8 @@ from tools import schedule
 # tools: they come from this checkout.
 SCHEDULE = ["python", "-m", "tools.schedule"]
 TOOLS = {"PYTHONPATH": str(ROOT)}
+# The variations params.yaml ships, as the shared build with variations has them.
+DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["variants"]
 # Two variations as small as they come, so that the builds stay short: each trains beside the
 # lesson's model in the parallel build.
 TINY_VARIANTS = {"flat": {"model": {"hidden_units": []}}, "tiny": {"model": {"hidden_units": [8]}}}
@@ -140,17 +143,20 @@ def outputs_of(pipeline: schedule.Pipeline, project: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_a_parallel_build_leaves_the_lock_a_serial_build_leaves(tmp_path, real_mnist, lesson_build):
+def test_a_parallel_build_leaves_the_lock_a_serial_build_leaves(
+    tmp_path, real_mnist, variants_build
+):
     """From nothing: dvc.lock equal to a serial build's byte for byte, and the .gitignore files
     DVC writes beside the outputs. From a fresh clone of the built commit: nothing changes.
     `--jobs 1` is `dvc repro` itself.
 
-    The serial build is the session's shared one (tests/conftest.py's `lesson_build`: plain
-    `dvc repro` from nothing, on the same small project), built once for the suite rather than
-    beside this test (issue 32); without variations, the scikit-learn model trains beside the
-    lesson's stages and the course's pages and notebooks beside each other."""
-    serial = lesson_build[0]
-    parallel = small_project(tmp_path / "parallel", real_mnist)
+    The serial build is the session's shared one with the default variations
+    (tests/conftest.py's `variants_build`: plain `dvc repro` from nothing, on the same small
+    project), built once for the suite rather than beside this test (issue 32). So the
+    parallel build trains the lesson's model, the three variations (the CNN on its two
+    threads) and the scikit-learn model beside each other, as `make repro` does."""
+    serial = variants_build[0]
+    parallel = small_project(tmp_path / "parallel", real_mnist, variants=DEFAULT_VARIANTS)
     built = run([*SCHEDULE, "--jobs", "2"], parallel, env=TOOLS).stdout
 
     pipeline = schedule.read_pipeline(parallel)
