@@ -68,10 +68,10 @@ LESSON_STAGES += BUILT_AFTER_MODELS
 
 
 @functools.lru_cache(maxsize=8)
-def _pipeline(path: Path, text: str) -> dict:
+def _pipeline(text: str) -> dict:
     """dvc.yaml parsed, once for each text it has held: the odd-course-file tests ask for
     stages some thousand times, and parsing the file each time took about half of their time
-    (issue 32). Keyed by the text too, so that a test that edits a copy's dvc.yaml reads the
+    (issue 32). Keyed by the text, so that a test that edits a copy's dvc.yaml reads the
     edit; callers get their own copy of each entry (stage_entry goes through JSON)."""
     return yaml.safe_load(text)
 
@@ -79,7 +79,7 @@ def _pipeline(path: Path, text: str) -> dict:
 def stage_entry(name: str, root: Path = ROOT) -> dict:
     """A stage of dvc.yaml with its `${paths.*}` filled in, and for a stage of a lesson or a
     variation (`<stage>@<name>`), its `${item}` or `${key}`: what DVC runs, read from the file."""
-    tree = _pipeline(root / "dvc.yaml", (root / "dvc.yaml").read_text(encoding="utf-8"))
+    tree = _pipeline((root / "dvc.yaml").read_text(encoding="utf-8"))
     paths = next(item["paths"] for item in tree["vars"] if isinstance(item, dict))
     stage, _, item = name.partition("@")
     entry = tree["stages"][stage]["do"] if item else tree["stages"][stage]
@@ -101,6 +101,17 @@ def run_stage(stage: str) -> None:
     python, dash_m, module, *argv = shlex.split(stage_entry(stage)["cmd"])
     assert (python, dash_m) == ("python", "-m")
     importlib.import_module(module).main(argv)
+
+
+def add_an_epoch(history_file: Path) -> None:
+    """history.csv as a training one epoch longer leaves it: the last epoch's row again, one
+    epoch on. Written as a new file, since DVC may have linked the build's to its cache."""
+    import pandas as pd
+
+    history = pd.read_csv(history_file)
+    next_epoch = history.iloc[[-1]].assign(epoch=history["epoch"].iloc[-1] + 1)
+    history_file.unlink()
+    pd.concat([history, next_epoch]).to_csv(history_file, index=False)
 
 
 # Files this large (MNIST, the prepared images) are linked into a workspace, not copied.

@@ -22,6 +22,7 @@ from stages import values
 from tests.helpers import (
     BROWSER_ARGS,
     ROOT,
+    add_an_epoch,
     chromium,
     copy_build,
     course_rebuilt,
@@ -230,9 +231,7 @@ def test_a_new_setting_changes_the_lessons_numbers_and_figures(lesson_only, tmp_
     trained_with = json.loads((reports / "settings.json").read_text())
     trained_with["train"]["epochs"] = 2
     (reports / "settings.json").write_text(json.dumps(trained_with))
-    history = pd.read_csv(reports / "history.csv")
-    second = history.iloc[[-1]].assign(epoch=history["epoch"].iloc[-1] + 1)
-    pd.concat([history, second]).to_csv(reports / "history.csv", index=False)
+    add_an_epoch(reports / "history.csv")
     metrics = json.loads((reports / "metrics.json").read_text())
     metrics["test"]["accuracy"] = accuracy = metrics["test"]["accuracy"] / 2 + 0.4321
     (reports / "metrics.json").write_text(json.dumps(metrics))

@@ -15,13 +15,13 @@ import shutil
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 import yaml
 
 from stages import notebooks
 from tests.helpers import (
     BROWSER_ARGS,
+    add_an_epoch,
     chromium,
     copy_build,
     execute_notebook,
@@ -206,9 +206,7 @@ def test_the_notebooks_follow_the_lesson_and_the_settings(built, tmp_path, monke
     # Two epochs trained, as train would record them.
     trained_with["train"]["epochs"] = 2
     (work / "reports/settings.json").write_text(json.dumps(trained_with))
-    history = pd.read_csv(work / "reports/history.csv")
-    second = history.iloc[[-1]].assign(epoch=history["epoch"].iloc[-1] + 1)
-    pd.concat([history, second]).to_csv(work / "reports/history.csv", index=False)
+    add_an_epoch(work / "reports/history.csv")
     run_stage("values")
     run_stage("notebook@digit-predictor")
     source = "\n".join(c.source for c in code_cells(read(work, "lesson.ipynb")))

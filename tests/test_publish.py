@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import yaml
 
 from tests.helpers import (
     LESSONS,
     ROOT,
+    add_an_epoch,
     copy_build,
     make_dry_run,
     readable,
@@ -724,11 +724,7 @@ def test_the_comment_shows_the_epochs_and_the_metrics_old_new_and_their_differen
     new = dict(old, accuracy=round(old["accuracy"] / 2 + 0.4321, 6), loss=old["loss"] * 0.75)
     metrics_file.unlink()  # DVC may have linked it to its cache: write a new file.
     metrics_file.write_text(json.dumps(dict(metrics, test=new)))
-    history_file = project / "reports/history.csv"
-    history = pd.read_csv(history_file)
-    second = history.iloc[[-1]].assign(epoch=history["epoch"].iloc[-1] + 1)
-    history_file.unlink()
-    pd.concat([history, second]).to_csv(history_file, index=False)
+    add_an_epoch(project / "reports/history.csv")
     monkeypatch.chdir(project)
     run_stage("compare")
     run(["git", "commit", "-q", "-am", "two epochs"], project)
