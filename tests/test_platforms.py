@@ -33,3 +33,14 @@ def test_an_intel_mac_is_refused_because_tensorflow_has_no_wheel_for_it():
 def test_other_failures_are_summed_up_in_one_line():
     output = "Using CPython 3.11.7\nerror: No solution found\n  cause: pkg==9 was not found\n"
     assert platforms.explain(output) == "error: No solution found cause: pkg==9 was not found"
+
+
+def test_dvc_reads_its_yaml_files_with_ruamels_c_parser():
+    """DVC reads dvc.yaml and dvc.lock several times for each stage it runs, with ruamel.yaml's
+    safe loader; ruamel.yaml 0.19 made its C parser an extra, which requirements.in asks for
+    (without it each read of dvc.lock took 0.16 s instead of 0.04 s, docs/benchmarks.md)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None, "ruamel.yaml's C parser is missing: make venv installs it"
+    assert YAML(typ="safe").Parser is CParser
