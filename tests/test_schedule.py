@@ -13,8 +13,8 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-import yaml
 
+from tests.conftest import DEFAULT_VARIANTS
 from tests.helpers import ROOT, run, small_project, venv_env
 from tools import schedule
 
@@ -22,8 +22,6 @@ from tools import schedule
 # tools: they come from this checkout.
 SCHEDULE = ["python", "-m", "tools.schedule"]
 TOOLS = {"PYTHONPATH": str(ROOT)}
-# The variations params.yaml ships, as the shared build with variations has them.
-DEFAULT_VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["variants"]
 # Two variations as small as they come, so that the builds stay short: each trains beside the
 # lesson's model in the parallel build.
 TINY_VARIANTS = {"flat": {"model": {"hidden_units": []}}, "tiny": {"model": {"hidden_units": [8]}}}
