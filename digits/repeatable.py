@@ -8,6 +8,7 @@ and the seeds and op determinism of a training. docs/reproducibility.md says wha
 from __future__ import annotations
 
 import os
+import sys
 
 
 def import_keras():
@@ -26,6 +27,14 @@ def import_keras():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    # Keras imports scikit-learn, and SciPy's statistics under it, only for its scikit-learn
+    # wrappers (keras.wrappers), which nothing here uses: half a second of every process that
+    # trains or evaluates a network (docs/benchmarks.md). A None entry in sys.modules makes
+    # that import fail at once, and Keras then carries on as it does where scikit-learn is not
+    # installed. The entry goes afterwards, so that the process may still import scikit-learn.
+    skipped = "sklearn" not in sys.modules
+    if skipped:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
@@ -35,6 +44,8 @@ def import_keras():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        if skipped and "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+            del sys.modules["sklearn"]
     return keras
 
 

@@ -275,6 +275,39 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
     assert here == there
 
 
+KERAS_WITHOUT_SKLEARN = """
+import sys
+from digits import repeatable
+keras = repeatable.import_keras()
+print("sklearn" in sys.modules, "scipy.stats" in sys.modules)
+import sklearn.linear_model
+print(type(sklearn.linear_model.LogisticRegression()).__name__)
+"""
+
+KERAS_AFTER_SKLEARN = """
+import sys
+import sklearn
+from digits import repeatable
+keras = repeatable.import_keras()
+print(sys.modules["sklearn"] is sklearn, "keras.src.wrappers.fixes" in sys.modules)
+from keras.src.wrappers import fixes
+print(fixes.sklearn is sklearn)
+"""
+
+
+def test_keras_loads_without_scikit_learn_which_stays_importable():
+    """import_keras skips the scikit-learn import Keras makes for its wrappers (half a second
+    per process, docs/benchmarks.md); the process can still import scikit-learn after it, and
+    one that imported scikit-learn first keeps Keras' wrappers whole."""
+    run = [sys.executable, "-c"]
+    first = subprocess.run([*run, KERAS_WITHOUT_SKLEARN], cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.split() == ["False", "False", "LogisticRegression"]
+    second = subprocess.run([*run, KERAS_AFTER_SKLEARN], cwd=ROOT, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.split() == ["True", "True", "True"]
+
+
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     matrix = scores.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), classes=3)
     np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 1, 0]])
