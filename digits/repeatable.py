@@ -11,6 +11,10 @@ import os
 import sys
 
 
+# What Keras imports only if it is installed, for features no stage uses (see import_keras).
+KERAS_EXTRAS = ("sklearn", "matplotlib.pyplot")
+
+
 def import_keras():
     """Import Keras (and TensorFlow under it) held to AVX2, without their start-up notices.
 
@@ -27,14 +31,15 @@ def import_keras():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
-    # Keras imports scikit-learn, and SciPy's statistics under it, only for its scikit-learn
-    # wrappers (keras.wrappers), which nothing here uses: half a second of every process that
+    # Keras imports scikit-learn (and SciPy's statistics under it) for its scikit-learn
+    # wrappers and matplotlib's pyplot for its image galleries, both only if they are
+    # installed, and nothing here uses either: together about a second of every process that
     # trains or evaluates a network (docs/benchmarks.md). A None entry in sys.modules makes
-    # that import fail at once, and Keras then carries on as it does where scikit-learn is not
-    # installed. The entry goes afterwards, so that the process may still import scikit-learn.
-    skipped = "sklearn" not in sys.modules
-    if skipped:
-        sys.modules["sklearn"] = None  # type: ignore[assignment]
+    # such an import fail at once, and Keras carries on as where they are not installed. The
+    # entries go afterwards, so that the process may still import them itself.
+    skipped = [name for name in KERAS_EXTRAS if name not in sys.modules]
+    for name in skipped:
+        sys.modules[name] = None  # type: ignore[assignment]
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
@@ -44,8 +49,9 @@ def import_keras():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        if skipped and "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-            del sys.modules["sklearn"]
+        for name in skipped:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
     return keras
 
 

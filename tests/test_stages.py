@@ -275,37 +275,41 @@ def test_a_cpu_with_avx2_only_trains_the_same_bytes_as_this_one(tmp_path, rng):
     assert here == there
 
 
-KERAS_WITHOUT_SKLEARN = """
+KERAS_WITHOUT_EXTRAS = """
 import sys
 from digits import repeatable
 keras = repeatable.import_keras()
-print("sklearn" in sys.modules, "scipy.stats" in sys.modules)
+print(*(name in sys.modules for name in ("sklearn", "scipy.stats", "matplotlib.pyplot")))
 import sklearn.linear_model
-print(type(sklearn.linear_model.LogisticRegression()).__name__)
+import matplotlib.pyplot
+print(type(sklearn.linear_model.LogisticRegression()).__name__, matplotlib.pyplot.__name__)
 """
 
-KERAS_AFTER_SKLEARN = """
+KERAS_AFTER_EXTRAS = """
 import sys
 import sklearn
+import matplotlib.pyplot
 from digits import repeatable
 keras = repeatable.import_keras()
-print(sys.modules["sklearn"] is sklearn, "keras.src.wrappers.fixes" in sys.modules)
+from keras.src.visualization import plot_image_gallery
 from keras.src.wrappers import fixes
-print(fixes.sklearn is sklearn)
+print(fixes.sklearn is sklearn, plot_image_gallery.plt is matplotlib.pyplot)
 """
 
 
-def test_keras_loads_without_scikit_learn_which_stays_importable():
-    """import_keras skips the scikit-learn import Keras makes for its wrappers (half a second
-    per process, docs/benchmarks.md); the process can still import scikit-learn after it, and
-    one that imported scikit-learn first keeps Keras' wrappers whole."""
+def test_keras_loads_without_its_optional_extras_which_stay_importable():
+    """import_keras skips the scikit-learn and pyplot imports Keras makes for its wrappers
+    and galleries (about a second per process, docs/benchmarks.md); the process can still
+    import both after it, and one that imported them first keeps Keras' features whole."""
     run = [sys.executable, "-c"]
-    first = subprocess.run([*run, KERAS_WITHOUT_SKLEARN], cwd=ROOT, capture_output=True, text=True)
+    first = subprocess.run([*run, KERAS_WITHOUT_EXTRAS], cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert first.stdout.split() == ["False", "False", "LogisticRegression"]
-    second = subprocess.run([*run, KERAS_AFTER_SKLEARN], cwd=ROOT, capture_output=True, text=True)
+    assert first.stdout.split() == [
+        "False", "False", "False", "LogisticRegression", "matplotlib.pyplot"
+    ]  # fmt: skip
+    second = subprocess.run([*run, KERAS_AFTER_EXTRAS], cwd=ROOT, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.split() == ["True", "True", "True"]
+    assert second.stdout.split() == ["True", "True"]
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
