@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import checks
+from bench import checks, dvc_share
 from tests.helpers import (
     LESSON_STAGES,
     VALUES_ON,
@@ -64,6 +64,8 @@ SUITE_TARGET = 10
 FIRST_BUILD_TARGET = 5
 FORCED_TARGET = 1.1
 NOOP_TARGET = 0.05
+# LESSONS_OWN's first stages, which do the lesson script's work; the rest build the course.
+SCRIPT_STAGES = 5
 
 
 @dataclass
@@ -222,6 +224,41 @@ def issue_rows(
     ]  # fmt: skip
 
 
+def forced_split(lesson: list[float], runs: list[tuple[float, dict]]) -> list[tuple[str, ...]]:
+    """Where the forced run of the lesson's stages goes, each a median of the rounds and a
+    ratio of the lesson's script's median: the commands of the stages that do the script's
+    work (LESSONS_OWN's first SCRIPT_STAGES), the course stages' commands, DVC's own work in
+    its process, and the process's start; then what the target leaves for the script's work
+    once the rest is paid. `runs` holds each round's wall time and dvc_share's figures."""
+    lesson_s = statistics.median(lesson)
+    parts: dict[str, list[float]] = {"script": [], "course": [], "dvc": [], "start": []}
+    for seconds, figures in runs:
+        commands = figures["commands"]
+        if len(commands) != len(LESSONS_OWN):
+            raise ValueError(f"{len(commands)} commands timed, expected {len(LESSONS_OWN)}")
+        parts["script"].append(sum(commands[:SCRIPT_STAGES]))
+        parts["course"].append(sum(commands[SCRIPT_STAGES:]))
+        parts["dvc"].append(figures["seconds"] - sum(commands))
+        parts["start"].append(seconds - figures["seconds"])
+    median = {name: statistics.median(values) for name, values in parts.items()}
+
+    def row(name: str, seconds: float) -> tuple[str, ...]:
+        return (name, f"{seconds:.1f} s = {seconds / lesson_s:.2f}x")
+
+    rest = median["course"] + median["dvc"] + median["start"]
+    left = FORCED_TARGET * lesson_s - rest
+    return [
+        row(f"the commands of {', '.join(LESSONS_OWN[:SCRIPT_STAGES])} (the script's work)",
+            median["script"]),
+        row(f"the commands of the {len(LESSONS_OWN) - SCRIPT_STAGES} course stages",
+            median["course"]),
+        row("DVC's own work (reading its files, caching outputs, rewriting dvc.lock after "
+            "each stage)", median["dvc"]),
+        row("the `dvc` process's start (Python, DVC's import)", median["start"]),
+        row(f"what {FORCED_TARGET}x leaves for the script's work once the rest is paid", left),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
@@ -263,8 +300,12 @@ def main() -> None:
             "-c",
             "from digits import repeatable; repeatable.import_keras()",
         ]
-        # The lesson's own stages, forced in one DVC run (LESSONS_OWN).
-        same_work = ["dvc", "repro", "--force", "--single-item", *LESSONS_OWN]
+        # The lesson's own stages, forced in one DVC run (LESSONS_OWN), DVC run as the `dvc`
+        # command runs it, with each stage's command timed (bench/dvc_share.py).
+        same_work = [
+            sys.executable, "-m", "bench.dvc_share",
+            "repro", "--force", "--single-item", *LESSONS_OWN,
+        ]  # fmt: skip
         lesson_runs, forced_runs, import_runs, same_runs, fresh_runs = [], [], [], [], []
         for number in range(1, rounds + 1):
             lesson_runs.append(measure(lesson, project))
@@ -400,6 +441,11 @@ def main() -> None:
         [run.seconds for run in suites],
         [run.seconds for run in same_runs],
     ):
+        print("| " + " | ".join(row) + " |")
+    print("\n| where `dvc repro --force` of the lesson's stages goes (medians) | x the lesson |")
+    print("| --- | --- |")
+    split = [(run.seconds, dvc_share.parse(run.output)) for run in same_runs]
+    for row in forced_split([run.seconds for run in lesson_runs], split):
         print("| " + " | ".join(row) + " |")
     # A suite's time says little if it failed: each round's own summary, under the table.
     for number, run in enumerate(suites, start=1):
