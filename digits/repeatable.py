@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-
 # What Keras imports only if it is installed, for features no stage uses (see import_keras).
 KERAS_EXTRAS = ("sklearn", "matplotlib.pyplot")
 
