@@ -2,54 +2,48 @@
 
     python -m bench.dvc_share repro --force --single-item train evaluate
 
-Runs DVC in this process, as the `dvc` command does, with its arguments, and times each
-process DVC starts (a stage's command, in a shell) from its start to its end. DVC's own work
-is the rest: reading dvc.yaml and dvc.lock, hashing and caching outputs, and writing dvc.lock
-after each stage. The last line printed is `dvc_share: ` and a JSON object: DVC's exit code,
-the seconds of its run in this process (the interpreter's start and DVC's import not
-included) and the seconds of each command, in the order they ended.
+Runs DVC's command line in this process, with these arguments, and times each stage's
+command from its start to its end (DVC's `dvc.stage.run._run`, which starts a command in a
+shell and waits for it; no other process DVC may start, such as git, is counted). DVC's own
+work is the rest: reading dvc.yaml and dvc.lock, checking and caching files, and rewriting
+dvc.lock after each stage. DVC's modules are imported before the clock starts, so the time
+outside the run is the interpreter's start, that import and the exit. The last line printed
+is `dvc_share: ` and a JSON object: DVC's exit code, the seconds of its run, and each
+command's text and seconds, in the order they ran.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 PREFIX = "dvc_share: "
 
 
-def timed_run(
-    run: Callable[[], Any], popen: type[subprocess.Popen] = subprocess.Popen
-) -> tuple[Any, float, list[float]]:
-    """Call `run` with every process started through `popen` timed from start to end; return
-    its result, its seconds and each process's seconds, in the order they ended."""
-    spans: list[float] = []
-    started_at: dict[int, float] = {}
-    original_init, original_wait = popen.__init__, popen.wait
+def timed_run(run: Callable[[], Any], module: ModuleType) -> tuple[Any, float, list[dict]]:
+    """Call `run` with `module._run(executable, cmd, **kwargs)` timed; return its result, its
+    seconds, and each call's command and seconds, in order."""
+    commands: list[dict] = []
+    original = module._run
 
-    def init(self: subprocess.Popen, *args: Any, **kwargs: Any) -> None:
+    def timed(executable: Any, cmd: str, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        original_init(self, *args, **kwargs)
-        started_at[id(self)] = started
+        try:
+            return original(executable, cmd, **kwargs)
+        finally:
+            commands.append({"cmd": cmd, "seconds": time.perf_counter() - started})
 
-    def wait(self: subprocess.Popen, *args: Any, **kwargs: Any) -> int:
-        code = original_wait(self, *args, **kwargs)
-        started = started_at.pop(id(self), None)
-        if started is not None:
-            spans.append(time.perf_counter() - started)
-        return code
-
-    popen.__init__, popen.wait = init, wait  # type: ignore[method-assign]
+    module._run = timed
     try:
         started = time.perf_counter()
         result = run()
-        return result, time.perf_counter() - started, spans
+        return result, time.perf_counter() - started, commands
     finally:
-        popen.__init__, popen.wait = original_init, original_wait  # type: ignore[method-assign]
+        module._run = original
 
 
 def parse(output: str) -> dict[str, Any]:
@@ -61,10 +55,17 @@ def parse(output: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything `dvc repro` imports, before the clock starts: the command line's parser
+    # imports each command's module, and a run imports the repository, reproduction and
+    # stage modules it uses.
+    import dvc.repo.reproduce  # noqa: F401
+    import dvc.stage.run
     from dvc.cli import main as dvc_main
+    from dvc.cli.parser import get_main_parser
 
+    get_main_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    code, seconds, commands = timed_run(lambda: dvc_main(arguments))
+    code, seconds, commands = timed_run(lambda: dvc_main(arguments), dvc.stage.run)
     figures = {"returncode": code, "seconds": seconds, "commands": commands}
     print(PREFIX + json.dumps(figures), flush=True)
     return code

@@ -224,38 +224,50 @@ def issue_rows(
     ]  # fmt: skip
 
 
-def forced_split(lesson: list[float], runs: list[tuple[float, dict]]) -> list[tuple[str, ...]]:
-    """Where the forced run of the lesson's stages goes, each a median of the rounds and a
-    ratio of the lesson's script's median: the commands of the stages that do the script's
-    work (LESSONS_OWN's first SCRIPT_STAGES), the course stages' commands, DVC's own work in
-    its process, and the process's start; then what the target leaves for the script's work
-    once the rest is paid. `runs` holds each round's wall time and dvc_share's figures."""
+def forced_parts(seconds: float, output: str) -> dict[str, float]:
+    """One forced run of the lesson's stages, split from dvc_share's figures: the commands of
+    the stages that do the script's work (LESSONS_OWN's first SCRIPT_STAGES), the course
+    stages' commands, DVC's own work in its process, and the rest of the wall time (the
+    process's start, DVC's import, its exit)."""
+    try:
+        figures = dvc_share.parse(output)
+    except ValueError as error:
+        raise SystemExit(f"bench: the forced run of the lesson's stages: {error}") from None
+    commands = [command["seconds"] for command in figures["commands"]]
+    if len(commands) != len(LESSONS_OWN):
+        raise SystemExit(
+            f"bench: the forced run of the lesson's stages timed {len(commands)} commands, "
+            f"expected {len(LESSONS_OWN)}"
+        )
+    return {
+        "script": sum(commands[:SCRIPT_STAGES]),
+        "course": sum(commands[SCRIPT_STAGES:]),
+        "dvc": figures["seconds"] - sum(commands),
+        "start": seconds - figures["seconds"],
+    }
+
+
+def forced_split(lesson: list[float], runs: list[dict[str, float]]) -> list[tuple[str, ...]]:
+    """Where the forced run of the lesson's stages goes (`forced_parts` of each round), each
+    part a median of the rounds and a ratio of the lesson's script's median; then what the
+    target leaves for the script's work once the rest is paid."""
     lesson_s = statistics.median(lesson)
-    parts: dict[str, list[float]] = {"script": [], "course": [], "dvc": [], "start": []}
-    for seconds, figures in runs:
-        commands = figures["commands"]
-        if len(commands) != len(LESSONS_OWN):
-            raise ValueError(f"{len(commands)} commands timed, expected {len(LESSONS_OWN)}")
-        parts["script"].append(sum(commands[:SCRIPT_STAGES]))
-        parts["course"].append(sum(commands[SCRIPT_STAGES:]))
-        parts["dvc"].append(figures["seconds"] - sum(commands))
-        parts["start"].append(seconds - figures["seconds"])
-    median = {name: statistics.median(values) for name, values in parts.items()}
+    median = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
     def row(name: str, seconds: float) -> tuple[str, ...]:
         return (name, f"{seconds:.1f} s = {seconds / lesson_s:.2f}x")
 
     rest = median["course"] + median["dvc"] + median["start"]
-    left = FORCED_TARGET * lesson_s - rest
     return [
         row(f"the commands of {', '.join(LESSONS_OWN[:SCRIPT_STAGES])} (the script's work)",
             median["script"]),
         row(f"the commands of the {len(LESSONS_OWN) - SCRIPT_STAGES} course stages",
             median["course"]),
-        row("DVC's own work (reading its files, caching outputs, rewriting dvc.lock after "
-            "each stage)", median["dvc"]),
-        row("the `dvc` process's start (Python, DVC's import)", median["start"]),
-        row(f"what {FORCED_TARGET}x leaves for the script's work once the rest is paid", left),
+        row("DVC's own work (reading its files, checking and caching files, rewriting "
+            "dvc.lock after each stage)", median["dvc"]),
+        row("the process's start and exit (Python, DVC's import)", median["start"]),
+        row(f"what {FORCED_TARGET}x leaves for the script's work once the rest is paid",
+            FORCED_TARGET * lesson_s - rest),
     ]  # fmt: skip
 
 
@@ -307,11 +319,13 @@ def main() -> None:
             "repro", "--force", "--single-item", *LESSONS_OWN,
         ]  # fmt: skip
         lesson_runs, forced_runs, import_runs, same_runs, fresh_runs = [], [], [], [], []
+        same_parts: list[dict[str, float]] = []
         for number in range(1, rounds + 1):
             lesson_runs.append(measure(lesson, project))
             fresh_runs.append(fresh_build(Path(folder), number, python, uv_cache))
             forced_runs.append(measure(["dvc", "repro", "--force"], project))
             same_runs.append(measure(same_work, project))
+            same_parts.append(forced_parts(same_runs[-1].seconds, same_runs[-1].output))
             import_runs.append(measure(import_keras, project))
             print(
                 f"bench: round {number}: lesson {lesson_runs[-1].seconds:.1f} s, "
@@ -444,8 +458,7 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
     print("\n| where `dvc repro --force` of the lesson's stages goes (medians) | x the lesson |")
     print("| --- | --- |")
-    split = [(run.seconds, dvc_share.parse(run.output)) for run in same_runs]
-    for row in forced_split([run.seconds for run in lesson_runs], split):
+    for row in forced_split([run.seconds for run in lesson_runs], same_parts):
         print("| " + " | ".join(row) + " |")
     # A suite's time says little if it failed: each round's own summary, under the table.
     for number, run in enumerate(suites, start=1):

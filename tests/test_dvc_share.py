@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+import types
 
 import pytest
 
@@ -11,46 +14,58 @@ from bench import dvc_share, run
 from tests.helpers import ROOT
 from tests.helpers import run as run_command
 
-SLEEP = [sys.executable, "-c", "import time; time.sleep(0.3)"]
 
+def test_each_command_is_timed_and_the_timing_undone_afterwards():
+    module = types.SimpleNamespace(_run=lambda executable, cmd, **kwargs: time.sleep(0.2))
 
-def test_each_process_started_is_timed_from_its_start_to_its_end():
     def two_commands() -> str:
-        subprocess.run(SLEEP, check=True)
-        subprocess.run(SLEEP, check=True)
+        module._run("/bin/sh", "first", cwd=".")
+        module._run("/bin/sh", "second")
         return "done"
 
-    result, seconds, spans = dvc_share.timed_run(two_commands)
+    result, seconds, commands = dvc_share.timed_run(two_commands, module)
     assert result == "done"
-    assert len(spans) == 2 and all(span >= 0.3 for span in spans)
-    assert seconds >= sum(spans)
-    # The timing is undone afterwards: a later process is not counted.
-    subprocess.run(SLEEP, check=True)
-    assert len(spans) == 2
+    assert [command["cmd"] for command in commands] == ["first", "second"]
+    assert all(command["seconds"] >= 0.2 for command in commands)
+    assert seconds >= sum(command["seconds"] for command in commands)
+    module._run("/bin/sh", "after")
+    assert len(commands) == 2
 
 
-def test_a_dvc_run_reports_its_stages_commands(tmp_path):
+def test_the_timing_is_undone_when_the_run_fails():
+    def fail(executable, cmd, **kwargs):
+        raise subprocess.CalledProcessError(1, cmd)
+
+    module = types.SimpleNamespace(_run=fail)
+    with pytest.raises(subprocess.CalledProcessError):
+        dvc_share.timed_run(lambda: module._run("/bin/sh", "broken"), module)
+    assert module._run is fail
+
+
+def test_a_dvc_run_reports_its_stages_commands_and_no_other_process(tmp_path):
+    """Two stages, in a repository set as this project's is (autostage on, so DVC also stages
+    dvc.lock in git): two commands are timed, in order."""
     run_command(["git", "init", "-q"], tmp_path)
     run_command(["dvc", "init", "-q"], tmp_path)
     run_command(["dvc", "config", "core.analytics", "false"], tmp_path)
+    run_command(["dvc", "config", "core.autostage", "true"], tmp_path)
+    first = "python -c \"import time; time.sleep(0.3); open('one.txt', 'w').write('1')\""
+    second = "python -c \"open('two.txt', 'w').write(open('one.txt').read())\""
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n"
-        "  one:\n"
-        "    cmd: python -c \"import time; time.sleep(0.3); open('one.txt', 'w').write('1')\"\n"
-        "    outs: [one.txt]\n"
-        "  two:\n"
-        "    cmd: python -c \"open('two.txt', 'w').write(open('one.txt').read())\"\n"
-        "    deps: [one.txt]\n"
-        "    outs: [two.txt]\n"
+        f"  one:\n    cmd: {json.dumps(first)}\n    outs: [one.txt]\n"
+        f"  two:\n    cmd: {json.dumps(second)}\n    deps: [one.txt]\n    outs: [two.txt]\n"
     )
     done = run_command(
         [sys.executable, "-m", "bench.dvc_share", "repro"], tmp_path, env={"PYTHONPATH": str(ROOT)}
     )
     figures = dvc_share.parse(done.stdout)
     assert figures["returncode"] == 0
-    assert len(figures["commands"]) == 2 and figures["commands"][0] >= 0.3
-    assert figures["seconds"] > sum(figures["commands"])
+    assert [command["cmd"] for command in figures["commands"]] == [first, second]
+    assert figures["commands"][0]["seconds"] >= 0.3
+    assert figures["seconds"] > sum(command["seconds"] for command in figures["commands"])
     assert (tmp_path / "two.txt").read_text() == "1"
+    assert "dvc.lock" in run_command(["git", "diff", "--cached", "--name-only"], tmp_path).stdout
 
 
 def test_parse_takes_the_last_line_and_names_a_missing_one():
@@ -60,15 +75,29 @@ def test_parse_takes_the_last_line_and_names_a_missing_one():
         dvc_share.parse("Running stage 'train':\n")
 
 
+def figures_line(seconds: float, commands: list[float]) -> str:
+    timed = [{"cmd": f"python -m stages.s{i}", "seconds": s} for i, s in enumerate(commands)]
+    return "Running stage 'download':\ndvc_share: " + json.dumps(
+        {"returncode": 0, "seconds": seconds, "commands": timed}
+    )
+
+
 def test_the_forced_runs_split_and_what_the_target_leaves():
     """Made-up rounds: the script takes 20 s; the five stages that do its work 15 s, the
     course's eight 4 s, DVC 5 s in its process, and its start 1 s."""
     commands = [1.0, 1.0, 10.0, 2.0, 1.0] + [0.5] * 8
-    rounds = [(25.0, {"seconds": 24.0, "commands": commands})] * 3
-    rows = run.forced_split([19.0, 20.0, 21.0], rounds)
+    parts = run.forced_parts(25.0, figures_line(24.0, commands))
+    assert parts == {"script": 15.0, "course": 4.0, "dvc": 5.0, "start": 1.0}
+    rows = run.forced_split([19.0, 20.0, 21.0], [parts, parts, parts])
     assert [row[1] for row in rows] == [
         "15.0 s = 0.75x", "4.0 s = 0.20x", "5.0 s = 0.25x", "1.0 s = 0.05x", "12.0 s = 0.60x"
     ]  # fmt: skip
     assert rows[0][0].startswith("the commands of download, prepare, train, evaluate, render")
-    with pytest.raises(ValueError, match="12 commands timed, expected 13"):
-        run.forced_split([20.0], [(25.0, {"seconds": 24.0, "commands": commands[1:]})])
+
+
+def test_a_forced_run_that_cannot_be_split_ends_the_benchmark_in_one_line():
+    commands = [1.0] * 12
+    with pytest.raises(SystemExit, match="^bench: .* timed 12 commands, expected 13$"):
+        run.forced_parts(25.0, figures_line(24.0, commands))
+    with pytest.raises(SystemExit, match="^bench: .*: no 'dvc_share: ' line in the output$"):
+        run.forced_parts(25.0, "Running stage 'download':\n")
