@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-# What Keras imports only if it is installed, for features no stage uses (see import_keras).
+# What Keras imports only if they are installed, for features no stage uses (see import_keras).
 KERAS_EXTRAS = ("sklearn", "matplotlib.pyplot")
 
 
@@ -34,8 +34,10 @@ def import_keras():
     # wrappers and matplotlib's pyplot for its image galleries, both only if they are
     # installed, and nothing here uses either: together about a second of every process that
     # trains or evaluates a network (docs/benchmarks.md). A None entry in sys.modules makes
-    # such an import fail at once, and Keras carries on as where they are not installed. The
-    # entries go afterwards, so that the process may still import them itself.
+    # such an import fail at once, and Keras carries on as it does where they are not
+    # installed. The entries go afterwards, so that the process may still import them itself;
+    # Keras' wrappers and galleries stay unusable in it (a process that needs them imports
+    # scikit-learn or pyplot before this, and they are left alone).
     skipped = [name for name in KERAS_EXTRAS if name not in sys.modules]
     for name in skipped:
         sys.modules[name] = None  # type: ignore[assignment]
