@@ -271,6 +271,12 @@ def forced_split(lesson: list[float], runs: list[dict[str, float]]) -> list[tupl
     ]  # fmt: skip
 
 
+def print_rows(rows: list[tuple[str, ...]]) -> None:
+    """A Markdown table's rows, under a header already printed."""
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
@@ -449,25 +455,24 @@ def main() -> None:
     print(f"Medians of {rounds} alternating rounds.\n")
     print("| issue 32's measure | rounds | median = x the lesson | target | |")
     print("| --- | --- | --- | --- | --- |")
-    for row in issue_rows(
-        [run.seconds for run in lesson_runs],
-        [run.seconds for run in fresh_runs],
-        [run.seconds for run in suites],
-        [run.seconds for run in same_runs],
-    ):
-        print("| " + " | ".join(row) + " |")
+    print_rows(
+        issue_rows(
+            [run.seconds for run in lesson_runs],
+            [run.seconds for run in fresh_runs],
+            [run.seconds for run in suites],
+            [run.seconds for run in same_runs],
+        )
+    )
     print("\n| where `dvc repro --force` of the lesson's stages goes (medians) | x the lesson |")
     print("| --- | --- |")
-    for row in forced_split([run.seconds for run in lesson_runs], same_parts):
-        print("| " + " | ".join(row) + " |")
+    print_rows(forced_split([run.seconds for run in lesson_runs], same_parts))
     # A suite's time says little if it failed: each round's own summary, under the table.
     for number, run in enumerate(suites, start=1):
         failed = " (**failed**: a time of a failing suite is no measure)" if run.returncode else ""
         print(f"\n`make test`, round {number}: {suite_summary(run.output)}{failed}")
     print()
     print("| measure | result | target | |\n| --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_rows(rows)
     print("\n| variation | fit | test accuracy | target | |\n| --- | --- | --- | --- | --- |")
     for name, target in VARIANT_TARGETS.items():
         accuracy = variant_scores[name]["test"]["accuracy"]

@@ -18,7 +18,7 @@ from digits import repeatable, scores, summary
 from digits.model import build_model, make_optimizer
 from pipeline import artifacts, cli
 from stages import evaluate, prepare, render, train, values
-from tests.helpers import ROOT, copy_project, random_digits, render_reports
+from tests.helpers import ROOT, copy_project, random_digits, render_reports, run
 
 keras = repeatable.import_keras()
 
@@ -301,14 +301,11 @@ def test_keras_loads_without_its_optional_extras_which_stay_importable():
     """import_keras skips the scikit-learn and pyplot imports Keras makes for its wrappers
     and galleries (about a second per process, docs/benchmarks.md); the process can still
     import both after it, and one that imported them first keeps Keras' features whole."""
-    run = [sys.executable, "-c"]
-    first = subprocess.run([*run, KERAS_WITHOUT_EXTRAS], cwd=ROOT, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-2000:]
+    first = run([sys.executable, "-c", KERAS_WITHOUT_EXTRAS], ROOT)
     assert first.stdout.split() == [
         "False", "False", "False", "LogisticRegression", "matplotlib.pyplot"
     ]  # fmt: skip
-    second = subprocess.run([*run, KERAS_AFTER_EXTRAS], cwd=ROOT, capture_output=True, text=True)
-    assert second.returncode == 0, second.stderr[-2000:]
+    second = run([sys.executable, "-c", KERAS_AFTER_EXTRAS], ROOT)
     assert second.stdout.split() == ["True", "True"]
 
 
