@@ -11,7 +11,7 @@ import os
 import sys
 
 # What Keras imports only if they are installed, for features no stage uses (see import_keras).
-KERAS_EXTRAS = ("sklearn", "matplotlib.pyplot")
+KERAS_EXTRAS = ("sklearn", "matplotlib", "matplotlib.pyplot", "pandas", "IPython")
 
 
 def import_keras():
@@ -31,13 +31,14 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     # Keras imports scikit-learn (and SciPy's statistics under it) for its scikit-learn
-    # wrappers and matplotlib's pyplot for its image galleries, both only if they are
-    # installed, and nothing here uses either: together about a second of every process that
-    # trains or evaluates a network (docs/benchmarks.md). A None entry in sys.modules makes
-    # such an import fail at once, and Keras carries on as it does where they are not
-    # installed. The entries go afterwards, so that the process may still import them itself;
-    # Keras' wrappers and galleries stay unusable in it (a process that needs them imports
-    # scikit-learn or pyplot before this, and they are left alone).
+    # wrappers, matplotlib and its pyplot for its image galleries, pandas to slice data
+    # frames given to fit(), and IPython to show a saved model's files in a notebook, each
+    # only if it is installed, and nothing here uses any of them through Keras: together
+    # about 1.7 s of every process that trains a network (docs/benchmarks.md). A None
+    # entry in sys.modules makes such an import fail at once, and Keras carries on as it does
+    # where they are not installed. The entries go afterwards, so that the process may still
+    # import them itself; those Keras features stay unusable in it (a process that needs them
+    # imports the package before this, and it is left alone: evaluate's scores need pandas).
     skipped = [name for name in KERAS_EXTRAS if name not in sys.modules]
     for name in skipped:
         sys.modules[name] = None  # type: ignore[assignment]

@@ -279,34 +279,47 @@ KERAS_WITHOUT_EXTRAS = """
 import sys
 from digits import repeatable
 keras = repeatable.import_keras()
-print(*(name in sys.modules for name in ("sklearn", "scipy.stats", "matplotlib.pyplot")))
+extras = ("sklearn", "scipy.stats", "matplotlib", "pandas", "IPython")
+print(*(name in sys.modules for name in extras))
 import sklearn.linear_model
 import matplotlib.pyplot
-print(type(sklearn.linear_model.LogisticRegression()).__name__, matplotlib.pyplot.__name__)
+import pandas
+import IPython
+print(type(sklearn.linear_model.LogisticRegression()).__name__, matplotlib.pyplot.__name__,
+      type(pandas.DataFrame()).__name__, IPython.__name__)
 """
 
 KERAS_AFTER_EXTRAS = """
 import sys
 import sklearn
 import matplotlib.pyplot
+import matplotlib.patches
+import pandas
+import IPython
 from digits import repeatable
 keras = repeatable.import_keras()
-from keras.src.visualization import plot_image_gallery
+from keras.src.visualization import plot_bounding_box_gallery, plot_image_gallery
 from keras.src.wrappers import fixes
-print(fixes.sklearn is sklearn, plot_image_gallery.plt is matplotlib.pyplot)
+from keras.src.trainers.data_adapters import array_slicing
+from keras.src.saving import file_editor
+print(fixes.sklearn is sklearn, plot_image_gallery.plt is matplotlib.pyplot,
+      plot_bounding_box_gallery.patches is matplotlib.patches, array_slicing.pandas is pandas,
+      file_editor.ipython is IPython)
 """
 
 
 def test_keras_loads_without_its_optional_extras_which_stay_importable():
-    """import_keras skips the scikit-learn and pyplot imports Keras makes for its wrappers
-    and galleries (about a second per process, docs/benchmarks.md); the process can still
-    import both after it, and one that imported them first keeps Keras' features whole."""
+    """import_keras skips the scikit-learn, matplotlib, pandas and IPython imports Keras
+    makes for features no stage uses (about 1.7 s of a training's process, docs/benchmarks.md);
+    the process can still import each after it, and one that imported them first keeps
+    Keras' features whole."""
     first = run([sys.executable, "-c", KERAS_WITHOUT_EXTRAS], ROOT)
     assert first.stdout.split() == [
-        "False", "False", "False", "LogisticRegression", "matplotlib.pyplot"
+        "False", "False", "False", "False", "False",
+        "LogisticRegression", "matplotlib.pyplot", "DataFrame", "IPython",
     ]  # fmt: skip
     second = run([sys.executable, "-c", KERAS_AFTER_EXTRAS], ROOT)
-    assert second.stdout.split() == ["True", "True"]
+    assert second.stdout.split() == ["True"] * 5
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():
