@@ -59,19 +59,27 @@ def import_keras():
 
 # The environment variable TensorFlow reads, once, when it starts, for the threads each op may
 # split its work over (its default: every core the process may use). A training sets it to its
-# network's count (digits/training.py); evaluation keeps the default, since its batches of
-# 1,000 images are faster on every core.
+# network's count (digits/training.py), an evaluation to EVALUATION_THREADS.
 THREADS_VARIABLE = "TF_NUM_INTRAOP_THREADS"
+
+# The threads each op of an evaluation runs on, whatever the machine's cores. TensorFlow's
+# default split the logistic variation's product over every core, and one core and two gave
+# other probabilities in its predictions (docs/reproducibility.md). One thread was as fast for
+# the whole stage, most of which is TensorFlow's start, and leaves the other cores to the
+# stages beside it in a build (docs/benchmarks.md).
+EVALUATION_THREADS = 1
 
 
 def threads_per_op(declared: int) -> int:
-    """The threads each op of a training runs on: `declared` (digits/training.py fixes it per
-    network), unless the environment sets TF_NUM_INTRAOP_THREADS, as bench/threads.py does to
-    compare counts. Returns the count in effect, which the environment then holds.
+    """The threads each op of a training or an evaluation runs on: `declared`
+    (digits/training.py fixes it per network, EVALUATION_THREADS for an evaluation), unless
+    the environment sets TF_NUM_INTRAOP_THREADS, as bench/threads.py does to compare counts.
+    Returns the count in effect, which the environment then holds.
 
     TensorFlow reads the setting once, when it starts, so this is called where a training
-    process starts, before anything imports TensorFlow. The count changes no byte of what is
-    trained (op determinism; tests/test_threads.py), only how fast.
+    or an evaluation process starts, before anything imports TensorFlow. The count changes no
+    byte of what is trained (op determinism; tests/test_threads.py), only how fast; an
+    evaluation's predictions may change with it, so its count is fixed too.
     """
     os.environ.setdefault(THREADS_VARIABLE, str(declared))
     return threads_in_effect(declared)

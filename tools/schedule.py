@@ -5,10 +5,11 @@ outputs of every stage it walks). Runs of one stage each do not, so this schedul
 DVC's own graph of the stages and runs each stage, once every stage it depends on has ended, as
 `dvc --wait-for-lock repro --single-item <stage>`, a process of its own, as many at a time as
 their threads fit in the cores this process may use (or --jobs): a training counts the threads
-its network trains on (digits/training.py), an evaluation every core (TensorFlow's default),
-any other stage one (`threads`). DVC itself decides, as in a serial build, whether a
-stage has to run, may come from the run-cache, or did not change; stages that `dvc status`
-finds up to date, with nothing upstream of them to run, start no process at all.
+its network trains on (digits/training.py), an evaluation the count fixed for evaluations
+(digits/repeatable.py), any other stage one (`threads`). DVC itself decides, as in a serial
+build, whether a stage has to run, may come from the run-cache, or did not change; stages
+that `dvc status` finds up to date, with nothing upstream of them to run, start no process
+at all.
 
 Each stage's output is printed as one block when it ends, every line after the stage's name.
 If a stage fails, the stages running beside it are stopped, and one line names it; Ctrl-C (or
@@ -132,13 +133,13 @@ def threads(command: str, root: Path) -> int:
     A training (`python -m stages.train`) runs each op on the threads fixed for its network's
     kind (digits/training.py), read from the settings it trains with: a variation's settings
     file, which its upstream stage has written by the time the training is ready, else
-    params.yaml. An evaluation (`python -m stages.evaluate`) keeps TensorFlow's default, an op
-    split over every core the process may use. TF_NUM_INTRAOP_THREADS in the environment,
-    which both inherit, overrides either. Every other stage computes on one thread.
+    params.yaml. An evaluation (`python -m stages.evaluate`) runs on the count fixed for
+    evaluations (digits/repeatable.py). TF_NUM_INTRAOP_THREADS in the environment, which both
+    inherit, overrides either. Every other stage computes on one thread.
     """
     words = shlex.split(command)
     if words[:3] == ["python", "-m", "stages.evaluate"]:
-        return repeatable.threads_in_effect(repeatable.every_core())
+        return repeatable.threads_in_effect(repeatable.EVALUATION_THREADS)
     if words[:3] != ["python", "-m", "stages.train"]:
         return 1
     given = words.index("--settings") + 1 if "--settings" in words else None
