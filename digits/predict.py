@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
+    # The same image gives the same probabilities on any machine, as in the evaluate stage:
+    # TensorFlow reads the thread count once, when predict() imports it, so it is set first.
+    repeatable.threads_per_op(repeatable.EVALUATION_THREADS)
     answers = predict(args.images, model_path)
     for answer in answers:
         if answer.error:

@@ -1,8 +1,9 @@
 """Loading Keras so that the same inputs give the same bytes, on any x86-64 CPU.
 
 Everything that decides how TensorFlow computes, and so whether a rebuild repeats, is set
-here and nowhere else: the instruction set oneDNN may use, the threads a training op runs on,
-and the seeds and op determinism of a training. docs/reproducibility.md says what was measured.
+here and nowhere else: the instruction set oneDNN may use, the threads an op runs on (a
+training's count is fixed per network in digits/training.py, an evaluation's here), and the
+seeds and op determinism of a training. docs/reproducibility.md says what was measured.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def import_keras():
     # Keras imports scikit-learn (and SciPy's statistics under it) for its scikit-learn
     # wrappers, matplotlib and its pyplot for its image galleries, pandas to slice data
     # frames given to fit(), and IPython to show a saved model's files in a notebook, each
-    # only if it is installed, and nothing here uses any of them through Keras: together
-    # about 1.7 s of every process that trains a network (docs/benchmarks.md). A None
+    # only if it is installed, and nothing here uses any of them through Keras: about 1.2 s
+    # of every process that trains or evaluates a network for scikit-learn and pyplot, and
+    # 0.55 s more of a training's for the rest (docs/benchmarks.md). A None
     # entry in sys.modules makes such an import fail at once, and Keras carries on as it does
     # where they are not installed. The entries go afterwards, so that the process may still
     # import them itself; those Keras features stay unusable in it (a process that needs them
@@ -62,11 +64,12 @@ def import_keras():
 # network's count (digits/training.py), an evaluation to EVALUATION_THREADS.
 THREADS_VARIABLE = "TF_NUM_INTRAOP_THREADS"
 
-# The threads each op of an evaluation runs on, whatever the machine's cores. TensorFlow's
-# default split the logistic variation's product over every core, and one core and two gave
-# other probabilities in its predictions (docs/reproducibility.md). One thread was as fast for
-# the whole stage, most of which is TensorFlow's start, and leaves the other cores to the
-# stages beside it in a build (docs/benchmarks.md).
+# The threads each op of an evaluation (and of digit-predict) runs on, whatever the machine's
+# cores. TensorFlow's default split the logistic variation's product over every core, and one
+# core and two gave other probabilities in its predictions (docs/reproducibility.md). The
+# stage took as long on one thread as on two, within the noise, since most of it is
+# TensorFlow's start, and one leaves the other cores to the stages beside it in a build
+# (docs/benchmarks.md).
 EVALUATION_THREADS = 1
 
 

@@ -117,7 +117,7 @@ def evaluate(
 def main(argv: list[str] | None = None) -> None:
     files = ("model", "test-set", "metrics", "predictions", "confusion", "per-class", "network")
     args = cli.arguments("evaluate", files, argv)
-    # Before TensorFlow starts (evaluate() imports it), which reads the count once.
+    # TensorFlow reads the thread count once, when evaluate() imports it, so it is set first.
     repeatable.threads_per_op(repeatable.EVALUATION_THREADS)
     evaluate(
         args.model,

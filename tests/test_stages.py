@@ -310,9 +310,9 @@ print(fixes.sklearn is sklearn, plot_image_gallery.plt is matplotlib.pyplot,
 
 def test_keras_loads_without_its_optional_extras_which_stay_importable():
     """import_keras skips the scikit-learn, matplotlib, pandas and IPython imports Keras
-    makes for features no stage uses (about 1.7 s of a training's process, docs/benchmarks.md);
-    the process can still import each after it, and one that imported them first keeps
-    Keras' features whole."""
+    makes for features no stage uses (a training's process starts about 1.7 s sooner, in two
+    measurements: docs/benchmarks.md); the process can still import each after it, and one
+    that imported them first keeps Keras' features whole."""
     first = run([sys.executable, "-c", KERAS_WITHOUT_EXTRAS], ROOT)
     assert first.stdout.split() == [
         "False", "False", "False", "False", "False",

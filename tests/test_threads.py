@@ -103,23 +103,52 @@ model.save(sys.argv[1])
 
 EVALUATION_OUTPUTS = ("metrics", "predictions", "confusion", "per-class", "network")
 
+# A module run as `python -m` would run it, in a process held to the cores named first (as a
+# machine with that many would run it). The process sets its own affinity: a child's
+# preexec_fn is not safe in a process with threads, as a pytest-xdist worker has.
+HOLD = """
+import os, sys
+os.sched_setaffinity(0, {int(core) for core in sys.argv[1].split(",")})
+"""
+ON_CORES = (
+    HOLD
+    + """
+import runpy
+module = sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+)
 
-def evaluated(folder: Path, cores: set[int]) -> dict[str, bytes]:
-    """Every output of the evaluate stage's process, held to `cores` (as a machine with that
-    many would run it), with TensorFlow's threads left to the stage."""
-    out = folder / f"on-{len(cores)}"
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.evaluate", "--model", folder / "model.keras",
-         "--test-set", folder / "test",
-         *(word for name in EVALUATION_OUTPUTS for word in (f"--{name}", out / name))],
+
+def on_cores(cores: set[int], module: str, *words) -> subprocess.CompletedProcess:
+    """`python -m module words...` held to `cores`, with TensorFlow's threads left to it."""
+    return subprocess.run(
+        [sys.executable, "-c", ON_CORES, ",".join(map(str, sorted(cores))), module, *words],
         cwd=ROOT,
         env={key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"},
-        preexec_fn=lambda: os.sched_setaffinity(0, cores),
         capture_output=True,
         text=True,
+    )
+
+
+def evaluated(folder: Path, cores: set[int]) -> dict[str, bytes]:
+    """Every output of the evaluate stage's process, held to `cores`."""
+    out = folder / f"on-{len(cores)}"
+    result = on_cores(
+        cores, "stages.evaluate", "--model", folder / "model.keras", "--test-set", folder / "test",
+        *(word for name in EVALUATION_OUTPUTS for word in (f"--{name}", out / name)),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return {name: (out / name).read_bytes() for name in EVALUATION_OUTPUTS}
+
+
+def two_cores() -> list[int]:
+    """Two of the cores this process may use: the checks below compare one with two. The
+    suite runs on Linux with two cores or more (docs/platforms.md)."""
+    cores = sorted(os.sched_getaffinity(0))
+    assert len(cores) >= 2, "these checks need two cores, to hold a process to one and to two"
+    return cores[:2]
 
 
 @pytest.mark.slow
@@ -127,11 +156,10 @@ def test_an_evaluation_gives_the_same_bytes_on_one_core_and_on_two(tmp_path, rng
     """TensorFlow's default splits an op over every core, and for a softmax layer on the
     pixels one core and two gave other probabilities in predictions.csv; the evaluate stage
     runs on the count fixed for evaluations (digits/repeatable.py), so the machine's cores
-    change no byte of its five outputs (10,000 random digits: on the AMD EPYC here, 1 thread
-    and 2 gave 4 of their confidences other sixth decimals, 350 of their probabilities other
-    bits)."""
-    cores = sorted(os.sched_getaffinity(0))
-    assert len(cores) >= 2, "this check needs two cores to compare one with"
+    change no byte of its five outputs (10,000 random digits: on the AMD EPYC here, with 1
+    thread and 2, 4 confidences differed in the sixth decimal and 350 probabilities in their
+    bits; the check below this one holds on any CPU)."""
+    cores = two_cores()
     images, labels = random_digits(rng, 10_000)
     artifacts.write_split(tmp_path / "test", "test", (images / 255.0).astype(np.float32), labels)
     made = subprocess.run(
@@ -147,6 +175,48 @@ def test_an_evaluation_gives_the_same_bytes_on_one_core_and_on_two(tmp_path, rng
         EVALUATION_OUTPUTS, True
     )
     assert one["predictions"].count(b"\n") == 10_001  # a header and a row per digit
+
+
+# The evaluate stage's and digit-predict's processes, up to where they would import
+# TensorFlow: the threads per op each set.
+EVALUATE_THREADS = """
+import os
+from stages import evaluate
+evaluate.evaluate = lambda *args: print(os.environ["TF_NUM_INTRAOP_THREADS"])
+evaluate.main(["--model", "m", "--test-set", "t", "--metrics", "a", "--predictions", "b",
+               "--confusion", "c", "--per-class", "d", "--network", "e"])
+"""
+
+PREDICT_THREADS = """
+import os, sys
+from digits import predict
+predict.predict = lambda *args: print(os.environ["TF_NUM_INTRAOP_THREADS"]) or []
+sys.exit(predict.main(["--model", "m", "image.png"]))
+"""
+
+
+@pytest.mark.parametrize(
+    "process", [EVALUATE_THREADS, PREDICT_THREADS], ids=["evaluate", "predict"]
+)
+@pytest.mark.parametrize("given", [None, "3"])
+def test_predictions_run_on_the_fixed_count_on_one_core_and_on_two(process, given):
+    """The evaluate stage and digit-predict run TensorFlow on EVALUATION_THREADS whatever
+    cores the process may use, unless the environment sets a count (as bench/threads.py
+    does)."""
+    cores = two_cores()
+    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
+    if given is not None:
+        env["TF_NUM_INTRAOP_THREADS"] = given
+    printed = []
+    for held in ({cores[0]}, set(cores)):
+        result = subprocess.run(
+            [sys.executable, "-c", HOLD + process, ",".join(map(str, sorted(held)))],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        printed.append(result.stdout.strip())
+    expected = given or str(repeatable.EVALUATION_THREADS)
+    assert printed == [expected, expected]
 
 
 # The train stage's process, up to where it would train: the threads per op it set.
@@ -241,26 +311,26 @@ def test_the_scheduler_counts_a_stages_threads(tmp_path, monkeypatch):
 
 
 def test_stages_start_while_their_threads_fit_in_the_cores_and_no_core_is_left_idle():
-    need = {"evaluate": 2, "train@a": 1, "train@b": 1, "render": 1, "huge": 8}
+    need = {"cnn": 2, "train@a": 1, "train@b": 1, "render": 1, "huge": 8}
     # Two free cores: the first stage that fits, and the next that fits beside it.
     assert schedule.startable(["train@a", "train@b", "render"], need, 0, 2) == [
         "train@a",
         "train@b",
     ]
-    # One core busy: an evaluation on two waits, and a training on one starts meanwhile.
-    assert schedule.startable(["evaluate", "train@b"], need, 1, 2) == ["train@b"]
+    # One core busy: a CNN's training on two waits, and a training on one starts meanwhile.
+    assert schedule.startable(["cnn", "train@b"], need, 1, 2) == ["train@b"]
     # One core busy and nothing that fits: rather than leave the core idle, the first ready
     # stage starts on more threads than are free.
-    assert schedule.startable(["evaluate", "huge"], need, 1, 2) == ["evaluate"]
+    assert schedule.startable(["cnn", "huge"], need, 1, 2) == ["cnn"]
     # Every core busy: nothing starts.
-    assert schedule.startable(["render", "evaluate"], need, 2, 2) == []
+    assert schedule.startable(["render", "cnn"], need, 2, 2) == []
     # Nothing running: a stage that wants more cores than there are starts, alone.
     assert schedule.startable(["huge", "render"], need, 0, 2) == ["huge"]
-    assert schedule.startable(["evaluate", "render"], need, 0, 2) == ["evaluate"]
-    assert schedule.startable(["render", "evaluate"], need, 0, 2) == ["render", "evaluate"]
+    assert schedule.startable(["cnn", "render"], need, 0, 2) == ["cnn"]
+    assert schedule.startable(["render", "cnn"], need, 0, 2) == ["render", "cnn"]
     # Eight cores: the two-thread stages count two each.
-    assert schedule.startable(["evaluate", "huge", "train@a"], need, 3, 8) == [
-        "evaluate",
+    assert schedule.startable(["cnn", "huge", "train@a"], need, 3, 8) == [
+        "cnn",
         "train@a",
         "huge",
     ]
