@@ -1,4 +1,5 @@
-"""bench/dvc_share.py and the split of a forced run that `make bench` prints from it."""
+"""bench/dvc_share.py and the split of a forced run that `make bench` prints from it; the first
+build's floor it prints beside it."""
 
 from __future__ import annotations
 
@@ -101,3 +102,13 @@ def test_a_forced_run_that_cannot_be_split_ends_the_benchmark_in_one_line():
         run.forced_parts(25.0, figures_line(24.0, commands))
     with pytest.raises(SystemExit, match="^bench: .*: no 'dvc_share: ' line in the output$"):
         run.forced_parts(25.0, "Running stage 'download':\n")
+
+
+def test_the_first_builds_floor_is_its_cpu_time_over_the_cores():
+    """Made-up rounds: builds of 300, 280 and 320 s of CPU on 2 cores cannot end before 150,
+    140 and 160 s; against a 30 s script, the median floor is 5x, at the target."""
+    builds = [run.Run(200.0, 0, "", 0, cpu) for cpu in (300.0, 280.0, 320.0)]
+    row = run.build_floor([29.0, 30.0, 31.0], builds, 2)
+    assert row[1:] == ("150.0, 140.0, 160.0 s", "150.0 s = 5.00x", "<= 5x", "below the target")
+    row = run.build_floor([29.0, 30.0, 31.0], builds, 1)
+    assert row[2:] == ("300.0 s = 10.00x", "<= 5x", "**above the target**")
