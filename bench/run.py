@@ -281,14 +281,13 @@ def build_floor(lesson: list[float], builds: list[Run], cores: int) -> tuple[str
     with how many threads share the cores)."""
     floors = [build.cpu_seconds / cores for build in builds]
     median = statistics.median(floors)
+    ratio = median / statistics.median(lesson)
     return (
         f"the first build's CPU time over the {cores} cores: a lower bound for its wall time",
         ", ".join(f"{value:.1f}" for value in floors) + " s",
-        f"{median:.1f} s = {median / statistics.median(lesson):.2f}x",
+        f"{median:.1f} s = {ratio:.2f}x",
         f"<= {FIRST_BUILD_TARGET}x",
-        "at or below the target"
-        if median / statistics.median(lesson) <= FIRST_BUILD_TARGET
-        else "**above the target**",
+        "at or below the target" if ratio <= FIRST_BUILD_TARGET else "**above the target**",
     )
 
 

@@ -88,6 +88,11 @@ def test_the_three_networks_train_the_same_bytes_on_one_thread_per_op_and_on_two
     assert len(set(one.values())) == len(NETWORKS)  # three networks, not one thrice
 
 
+def environment_without_a_count() -> dict[str, str]:
+    """This process's environment without TF_NUM_INTRAOP_THREADS: a child sets its own."""
+    return {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
+
+
 # A softmax layer straight on the 784 pixels, as the logistic variation has, with the seeded
 # weights Keras gives it, saved for the evaluate stage.
 SOFTMAX_ON_PIXELS = """
@@ -126,7 +131,7 @@ def on_cores(cores: set[int], module: str, *words) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-c", ON_CORES, ",".join(map(str, sorted(cores))), module, *words],
         cwd=ROOT,
-        env={key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"},
+        env=environment_without_a_count(),
         capture_output=True,
         text=True,
     )
@@ -204,7 +209,7 @@ def test_predictions_run_on_the_fixed_count_on_one_core_and_on_two(process, give
     cores the process may use, unless the environment sets a count (as bench/threads.py
     does)."""
     cores = two_cores()
-    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
+    env = environment_without_a_count()
     if given is not None:
         env["TF_NUM_INTRAOP_THREADS"] = given
     printed = []
@@ -236,7 +241,7 @@ def test_the_train_stage_trains_on_its_networks_threads_unless_the_environment_s
     settings = settings_of("lesson")
     settings["model"]["kind"] = kind
     artifacts.write_json(tmp_path / "settings.json", settings)
-    env = {key: value for key, value in os.environ.items() if key != "TF_NUM_INTRAOP_THREADS"}
+    env = environment_without_a_count()
     if given is not None:
         env["TF_NUM_INTRAOP_THREADS"] = given
     result = subprocess.run(
@@ -283,8 +288,8 @@ def write_settings(path: Path, kind: str) -> None:
 def test_the_scheduler_counts_a_stages_threads(tmp_path, monkeypatch):
     """A training counts its network's threads, read from the settings it trains with (a
     variation's file, else params.yaml); an evaluation the count fixed for evaluations; any
-    other stage one. A
-    training whose settings cannot be read counts one: the stage itself refuses them."""
+    other stage one. A training whose settings cannot be read counts one: the stage itself
+    refuses them."""
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
     (tmp_path / "params.yaml").write_text(
         (ROOT / "params.yaml").read_text(encoding="utf-8").replace("kind: dense", "kind: cnn"),
