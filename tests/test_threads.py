@@ -126,15 +126,21 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 )
 
 
-def on_cores(cores: set[int], module: str, *words) -> subprocess.CompletedProcess:
-    """`python -m module words...` held to `cores`, with TensorFlow's threads left to it."""
+def held(cores: set[int], code: str, *words, env: dict[str, str] | None = None):
+    """`python -c code cores words...`, `code` beginning with HOLD, in the project's folder;
+    TensorFlow's threads left to it unless `env` sets them."""
     return subprocess.run(
-        [sys.executable, "-c", ON_CORES, ",".join(map(str, sorted(cores))), module, *words],
+        [sys.executable, "-c", code, ",".join(map(str, sorted(cores))), *words],
         cwd=ROOT,
-        env=environment_without_a_count(),
+        env=environment_without_a_count() if env is None else env,
         capture_output=True,
         text=True,
     )
+
+
+def on_cores(cores: set[int], module: str, *words) -> subprocess.CompletedProcess:
+    """`python -m module words...` held to `cores`, with TensorFlow's threads left to it."""
+    return held(cores, ON_CORES, module, *words)
 
 
 def evaluated(folder: Path, cores: set[int]) -> dict[str, bytes]:
@@ -213,11 +219,8 @@ def test_predictions_run_on_the_fixed_count_on_one_core_and_on_two(process, give
     if given is not None:
         env["TF_NUM_INTRAOP_THREADS"] = given
     printed = []
-    for held in ({cores[0]}, set(cores)):
-        result = subprocess.run(
-            [sys.executable, "-c", HOLD + process, ",".join(map(str, sorted(held)))],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
+    for some in ({cores[0]}, set(cores)):
+        result = held(some, HOLD + process, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         printed.append(result.stdout.strip())
     expected = given or str(repeatable.EVALUATION_THREADS)
