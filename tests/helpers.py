@@ -153,8 +153,15 @@ def digests_of(arrays: dict[str, np.ndarray]) -> dict[str, str]:
 
 def venv_env() -> dict[str, str]:
     """The environment with this interpreter's folder first on PATH, as `make` sets it, so
-    that dvc and the stages' `python` are the project's."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    that dvc and the stages' `python` are the project's; and DVC's usage reports off."""
+    # A repository a test makes has no `core.analytics false` until the test sets it, and
+    # `dvc init` itself sends DVC's usage report: without this, a suite run on a machine
+    # with internet would send one from each such repository (11 in a run measured here).
+    return dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+    )
 
 
 def run(
