@@ -155,8 +155,9 @@ def venv_env() -> dict[str, str]:
     """The environment with this interpreter's folder first on PATH, as `make` sets it, so
     that dvc and the stages' `python` are the project's; and DVC's usage reports off."""
     # A repository a test makes has no `core.analytics false` until the test sets it, and
-    # `dvc init` itself sends DVC's usage report: without this, a suite run on a machine
-    # with internet would send one from each such repository (11 in a run measured here).
+    # `dvc init` itself starts a detached daemon to send DVC's usage report from it. DVC
+    # reads this variable before any config, so no command a test runs reports anything
+    # (docs/benchmarks.md counts the daemons one suite run started before).
     return dict(
         os.environ,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

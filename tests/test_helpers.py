@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from tests.helpers import run
 
+# Whether DVC would send its usage report after a command run in the current folder.
+REPORTS = ["python", "-c", "from dvc.analytics import is_enabled; print(is_enabled())"]
+
 
 def test_the_dvc_a_test_runs_sends_no_usage_report_even_before_the_config_says_so(tmp_path):
-    """A repository just made with `dvc init` does not yet say `core.analytics false`, and DVC
-    would send its usage report from it; the tests' environment turns that off for every
-    DVC command a test runs."""
+    """A repository just made with `dvc init` does not yet say `core.analytics false`, so DVC
+    would report from it; in the tests' environment `dvc init` announces no usage analytics
+    and DVC reports nothing. The check itself: with DVC_NO_ANALYTICS empty and no user or
+    system config, the same repository would report."""
     run(["git", "init", "-q"], tmp_path)
-    run(["dvc", "init", "-q"], tmp_path)
-    enabled = run(
-        ["python", "-c", "from dvc.analytics import is_enabled; print(is_enabled())"], tmp_path
-    )
-    assert enabled.stdout == "False\n"
+    said = run(["dvc", "init"], tmp_path).stdout
+    assert "Initialized DVC repository" in said
+    assert "usage analytics" not in said
+    assert run(REPORTS, tmp_path).stdout == "False\n"
+
+    reporting = {
+        "DVC_NO_ANALYTICS": "",
+        "DVC_TEST": "",
+        "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "user"),
+        "DVC_SYSTEM_CONFIG_DIR": str(tmp_path / "system"),
+    }
+    assert run(REPORTS, tmp_path, env=reporting).stdout == "True\n"
