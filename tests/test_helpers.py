@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.helpers import run
+import configobj
+
+from tests.helpers import ROOT, run
 
 # Whether DVC would send its usage report after a command run in the current folder.
 REPORTS = ["python", "-c", "from dvc.analytics import is_enabled; print(is_enabled())"]
@@ -26,3 +28,10 @@ def test_the_dvc_a_test_runs_sends_no_usage_report_even_before_the_config_says_s
         "DVC_SYSTEM_CONFIG_DIR": str(tmp_path / "system"),
     }
     assert run(REPORTS, tmp_path, env=reporting).stdout == "True\n"
+
+
+def test_the_projects_own_config_keeps_dvcs_usage_reports_off():
+    """What a course author's clone and CI get, which the tests' environment no longer shows:
+    the committed .dvc/config turns DVC's usage reports off."""
+    config = configobj.ConfigObj(str(ROOT / ".dvc" / "config"))
+    assert config["core"]["analytics"] == "false"
